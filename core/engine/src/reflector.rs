@@ -1,0 +1,555 @@
+//! The sans-I/O Session-Reflector (RFC 8762 §4.3, RFC 8972 §4).
+//!
+//! [`Reflector::process`] takes one request, its receive metadata, the
+//! monotonic time and a clock, and writes the reply into a caller-owned
+//! buffer. It never allocates on this path: sessions are created in a
+//! pre-sized table and handlers are called through the registry's table.
+
+use std::time::{Duration, Instant};
+
+use stamp_wire::tlv::HEADER_LEN;
+use stamp_wire::{
+    AuthMode, ReflectorPacket, ReflectorRepr, SenderPacket, SenderRepr, Tlv, TlvError, TlvFlags, TlvType, HMAC_COVERAGE,
+    MIN_TWAMP_LIGHT_REQUEST,
+};
+
+use crate::clock::{Clock, TimestampMethod, TimestampSource};
+use crate::handler::{ClockFacts, ReflectContext, ReplyPlan, SessionCounters, TlvSlot, TlvVerdict};
+use crate::hmac::{HmacKey, TAG_LEN};
+use crate::registry::Registry;
+use crate::session::{SessionKey, SessionTable};
+use crate::transport::RecvMeta;
+
+/// What the reflector does with the TLVs of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TlvMode {
+    /// Process them as RFC 8972 says and echo them.
+    #[default]
+    Echo,
+    /// Strip them: the reply keeps the request's length with the TLV area
+    /// zeroed.
+    Ignore,
+}
+
+/// Reflector configuration.
+#[derive(Debug, Clone)]
+pub struct ReflectorConfig {
+    /// Open or authenticated mode.
+    pub mode: AuthMode,
+    /// Keep per-session state (RFC 8762 §4.3.2) and number replies per session.
+    pub stateful: bool,
+    /// Idle time after which a stateful session is forgotten.
+    pub session_timeout: Duration,
+    /// Most stateful sessions kept at once.
+    pub max_sessions: usize,
+    /// TLV processing.
+    pub tlv_mode: TlvMode,
+    /// Verify the HMAC TLV in unauthenticated mode too.
+    pub verify_tlv_hmac: bool,
+    /// Key for the base HMAC and the HMAC TLV.
+    pub key: Option<HmacKey>,
+    /// TTL reported when the transport cannot read it (RFC 5357 §4.2.1).
+    pub unknown_ttl: u8,
+}
+
+impl Default for ReflectorConfig {
+    fn default() -> Self {
+        ReflectorConfig {
+            mode: AuthMode::Open,
+            stateful: false,
+            session_timeout: Duration::from_secs(300),
+            max_sessions: 65_536,
+            tlv_mode: TlvMode::Echo,
+            verify_tlv_hmac: false,
+            key: None,
+            unknown_ttl: 255,
+        }
+    }
+}
+
+/// Why a request got no reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// Shorter than a TWAMP-Light request (open) or the 112-octet base
+    /// packet (authenticated).
+    Truncated,
+    /// The base-packet HMAC did not verify.
+    AuthFailed,
+    /// The session table is full.
+    SessionLimit,
+    /// A TLV handler asked for the packet to be discarded.
+    TlvDiscard,
+    /// The request asked for no reply (RFC 9503 Control Code).
+    Suppressed,
+}
+
+impl DropReason {
+    /// Every reason, for reports.
+    pub const ALL: [DropReason; 5] =
+        [DropReason::Truncated, DropReason::AuthFailed, DropReason::SessionLimit, DropReason::TlvDiscard, DropReason::Suppressed];
+
+    /// Label used in summaries and metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            DropReason::Truncated => "truncated",
+            DropReason::AuthFailed => "auth_failed",
+            DropReason::SessionLimit => "session_limit",
+            DropReason::TlvDiscard => "tlv_discard",
+            DropReason::Suppressed => "suppressed",
+        }
+    }
+}
+
+/// The result of processing one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Send `reply[..len]` as the plan says.
+    Reply {
+        /// Reply length.
+        len: usize,
+        /// How to send it.
+        plan: ReplyPlan,
+    },
+    /// Send nothing.
+    Drop(DropReason),
+}
+
+/// Reflector counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct ReflectorStats {
+    /// Datagrams handed to the reflector.
+    pub received: u64,
+    /// Replies produced.
+    pub reflected: u64,
+    /// Requests shorter than the minimum.
+    pub dropped_truncated: u64,
+    /// Base HMAC failures.
+    pub dropped_auth_failed: u64,
+    /// Requests refused because the session table was full.
+    pub dropped_session_limit: u64,
+    /// Requests a TLV handler discarded.
+    pub dropped_tlv_discard: u64,
+    /// Requests that asked for no reply.
+    pub suppressed: u64,
+    /// TLVs returned with U set.
+    pub tlv_unrecognized: u64,
+    /// TLVs returned with M set.
+    pub tlv_malformed: u64,
+    /// Requests whose HMAC TLV failed (I set on their TLVs).
+    pub tlv_integrity_failed: u64,
+    /// TLVs returned with C set.
+    pub tlv_conformance: u64,
+    /// Stateful sessions created.
+    pub sessions_created: u64,
+    /// Stateful sessions expired.
+    pub sessions_expired: u64,
+}
+
+impl ReflectorStats {
+    /// Count of drops for `reason`.
+    pub fn dropped(&self, reason: DropReason) -> u64 {
+        match reason {
+            DropReason::Truncated => self.dropped_truncated,
+            DropReason::AuthFailed => self.dropped_auth_failed,
+            DropReason::SessionLimit => self.dropped_session_limit,
+            DropReason::TlvDiscard => self.dropped_tlv_discard,
+            DropReason::Suppressed => self.suppressed,
+        }
+    }
+    fn count_drop(&mut self, reason: DropReason) {
+        match reason {
+            DropReason::Truncated => self.dropped_truncated += 1,
+            DropReason::AuthFailed => self.dropped_auth_failed += 1,
+            DropReason::SessionLimit => self.dropped_session_limit += 1,
+            DropReason::TlvDiscard => self.dropped_tlv_discard += 1,
+            DropReason::Suppressed => self.suppressed += 1,
+        }
+    }
+    /// Add another worker's counters.
+    pub fn merge(&mut self, o: &ReflectorStats) {
+        self.received += o.received;
+        self.reflected += o.reflected;
+        self.dropped_truncated += o.dropped_truncated;
+        self.dropped_auth_failed += o.dropped_auth_failed;
+        self.dropped_session_limit += o.dropped_session_limit;
+        self.dropped_tlv_discard += o.dropped_tlv_discard;
+        self.suppressed += o.suppressed;
+        self.tlv_unrecognized += o.tlv_unrecognized;
+        self.tlv_malformed += o.tlv_malformed;
+        self.tlv_integrity_failed += o.tlv_integrity_failed;
+        self.tlv_conformance += o.tlv_conformance;
+        self.sessions_created += o.sessions_created;
+        self.sessions_expired += o.sessions_expired;
+    }
+}
+
+/// The Session-Reflector state machine.
+#[derive(Debug)]
+pub struct Reflector {
+    config: ReflectorConfig,
+    registry: Registry,
+    sessions: SessionTable,
+    stats: ReflectorStats,
+    /// Reflector-wide counters for stateless mode.
+    global: SessionCounters,
+}
+
+enum TlvOutcome {
+    Done,
+    Discard,
+}
+
+impl Reflector {
+    /// A reflector with the given configuration and TLV handlers.
+    pub fn new(config: ReflectorConfig, registry: Registry) -> Self {
+        let sessions = SessionTable::new(config.max_sessions, config.session_timeout);
+        Reflector { config, registry, sessions, stats: ReflectorStats::default(), global: SessionCounters::default() }
+    }
+
+    /// Configuration in force.
+    pub fn config(&self) -> &ReflectorConfig {
+        &self.config
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> &ReflectorStats {
+        &self.stats
+    }
+
+    /// Stateful sessions.
+    pub fn sessions(&self) -> &SessionTable {
+        &self.sessions
+    }
+
+    /// Forget idle sessions. Call it now and then (once a second is plenty).
+    pub fn expire_sessions(&mut self, now: Instant) -> usize {
+        let n = self.sessions.expire(now);
+        self.stats.sessions_expired += n as u64;
+        n
+    }
+
+    /// Process one request and build its reply in `reply` (which must hold
+    /// `max(request.len(), base length)` octets; [`stamp_wire::MAX_DATAGRAM`]
+    /// always does).
+    pub fn process(&mut self, request: &[u8], meta: &RecvMeta, now: Instant, clock: &dyn Clock, reply: &mut [u8]) -> Outcome {
+        self.stats.received += 1;
+        match self.process_inner(request, meta, now, clock, reply) {
+            Ok(out) => out,
+            Err(reason) => {
+                self.stats.count_drop(reason);
+                Outcome::Drop(reason)
+            }
+        }
+    }
+
+    fn process_inner(
+        &mut self,
+        request: &[u8],
+        meta: &RecvMeta,
+        now: Instant,
+        clock: &dyn Clock,
+        reply: &mut [u8],
+    ) -> Result<Outcome, DropReason> {
+        let mode = self.config.mode;
+        let base = mode.base_len();
+        let min = match mode {
+            AuthMode::Open => MIN_TWAMP_LIGHT_REQUEST,
+            AuthMode::Authenticated => base,
+        };
+        if request.len() < min {
+            return Err(DropReason::Truncated);
+        }
+        let reply_len = request.len().max(base);
+        if reply.len() < reply_len {
+            return Err(DropReason::Truncated);
+        }
+
+        // RFC 8762 §4.4: verify the HMAC before anything else; no state is
+        // touched for a packet that fails.
+        if mode == AuthMode::Authenticated {
+            let key = self.config.key.as_ref().ok_or(DropReason::AuthFailed)?;
+            if !key.verify(&[&request[..HMAC_COVERAGE]], &request[HMAC_COVERAGE..HMAC_COVERAGE + TAG_LEN]) {
+                return Err(DropReason::AuthFailed);
+            }
+        }
+
+        // Symmetric size (RFC 8762 §4.3): copy the request; a TWAMP-Light
+        // request shorter than the base packet is padded with zeros.
+        let reply = &mut reply[..reply_len];
+        reply[..request.len()].copy_from_slice(request);
+        reply[request.len()..].fill(0);
+        let req = SenderRepr::parse(&SenderPacket::new_unchecked(&*reply, mode));
+
+        // Receive time: kernel timestamp where the transport had one.
+        let (rx_time, rx_method) = match meta.rx_time {
+            Some((t, src)) if src != TimestampSource::UserSpace => (clock.from_realtime(t), src.method()),
+            Some((t, _)) => (clock.from_realtime(t), TimestampMethod::SW_LOCAL),
+            None => (clock.now(), TimestampMethod::SW_LOCAL),
+        };
+
+        let counters = if self.config.stateful {
+            let key = SessionKey { peer: meta.src, local: meta.dst, local_port: meta.dst_port, ssid: req.ssid };
+            let (s, created) = self.sessions.get_or_create(key, now).ok_or(DropReason::SessionLimit)?;
+            if created {
+                self.stats.sessions_created += 1;
+            }
+            s.rx_packets += 1;
+            s.last_seen = now;
+            SessionCounters {
+                rx_packets: s.rx_packets,
+                tx_packets: s.tx_packets,
+                previous_reply: s.last_reply,
+                previous_reply_method: s.last_reply_method,
+                stateful: true,
+            }
+        } else {
+            self.global.rx_packets += 1;
+            SessionCounters { stateful: false, previous_reply: None, ..self.global }
+        };
+        let reply_seq = if self.config.stateful { counters.tx_packets as u32 } else { req.sequence_number };
+
+        let mut plan = ReplyPlan::for_request(meta);
+        let facts = ClockFacts {
+            format: clock.format(),
+            error_estimate: clock.error_estimate(),
+            sync_source: clock.sync_source(),
+            rx_method,
+            tx_method: TimestampMethod::SW_LOCAL,
+        };
+        let mut ctx = ReflectContext {
+            meta,
+            mode,
+            request_seq: req.sequence_number,
+            reply_seq,
+            ssid: req.ssid,
+            counters,
+            clock: facts,
+            receive_time: rx_time,
+            plan: &mut plan,
+        };
+        let seq_bytes = reply_seq.to_be_bytes();
+        let req_seq_bytes = req.sequence_number.to_be_bytes();
+        let (head, area) = reply.split_at_mut(base);
+        if let TlvOutcome::Discard = self.process_tlvs(area, &req_seq_bytes, &seq_bytes, &mut ctx) {
+            return Err(DropReason::TlvDiscard);
+        }
+        if plan.suppress {
+            return Err(DropReason::Suppressed);
+        }
+
+        let mut out = ReflectorPacket::new_unchecked(head, mode);
+        let mut repr = ReflectorRepr {
+            sequence_number: reply_seq,
+            timestamp: Default::default(),
+            error_estimate: facts.error_estimate,
+            ssid: req.ssid,
+            receive_timestamp: clock.encode(rx_time),
+            sender_sequence_number: req.sequence_number,
+            sender_timestamp: req.timestamp,
+            sender_error_estimate: req.error_estimate,
+            sender_ttl: meta.ttl.unwrap_or(self.config.unknown_ttl),
+        };
+        // T3 as late as possible: after all TLV work, before the HMAC
+        // (RFC 8762 §4.3.1; the HMAC covers it, WIRE.md §8.2).
+        let t3 = clock.encode(clock.now());
+        repr.timestamp = t3;
+        repr.emit(&mut out);
+        if mode == AuthMode::Authenticated {
+            if let Some(key) = &self.config.key {
+                let tag = key.tag(&[&out.as_bytes()[..HMAC_COVERAGE]]);
+                if let Some(h) = out.hmac_mut() {
+                    h.copy_from_slice(&tag);
+                }
+            }
+        }
+
+        if self.config.stateful {
+            let key = SessionKey { peer: meta.src, local: meta.dst, local_port: meta.dst_port, ssid: req.ssid };
+            if let Some((s, _)) = self.sessions.get_or_create(key, now) {
+                s.tx_packets += 1;
+                s.next_seq = s.tx_packets as u32;
+                s.last_reply = Some((reply_seq, t3));
+                s.last_reply_method = TimestampMethod::SW_LOCAL;
+                s.last_request_seq = Some(req.sequence_number);
+            }
+        } else {
+            self.global.tx_packets += 1;
+        }
+        self.stats.reflected += 1;
+        if plan.reply_len == 0 {
+            plan.reply_len = reply_len;
+        }
+        Ok(Outcome::Reply { len: reply_len, plan })
+    }
+
+    /// RFC 8972 §4 processing of the reply's TLV area (a copy of the
+    /// request's). `req_seq` feeds the HMAC TLV check, `reply_seq` its
+    /// recomputation.
+    fn process_tlvs(
+        &mut self,
+        area: &mut [u8],
+        req_seq: &[u8; 4],
+        reply_seq: &[u8; 4],
+        ctx: &mut ReflectContext<'_>,
+    ) -> TlvOutcome {
+        if area.is_empty() {
+            return TlvOutcome::Done;
+        }
+        if self.config.tlv_mode == TlvMode::Ignore {
+            area.fill(0);
+            return TlvOutcome::Done;
+        }
+        // TWAMP-Light zero padding (RFC 8762 §4.6) is copied untouched, not
+        // parsed as a run of reserved type-0 TLVs (WIRE.md §3.6).
+        if is_zero(area) {
+            return TlvOutcome::Done;
+        }
+
+        let hmac_at = self.check_tlv_hmac(area, req_seq);
+        let hmac_at = match hmac_at {
+            HmacCheck::Failed => {
+                // RFC 8972 §4.8: stop, copy every TLV, I set on each.
+                self.stats.tlv_integrity_failed += 1;
+                let mut off = 0;
+                while let Ok(t) = Tlv::new_checked(&area[off..]) {
+                    let total = t.total_len();
+                    area[off] = TlvFlags::I.0;
+                    off += total;
+                }
+                return TlvOutcome::Done;
+            }
+            HmacCheck::Absent => None,
+            HmacCheck::Verified(at) | HmacCheck::Unverified(at) => Some(at),
+        };
+
+        let can_sign = self.config.key.is_some();
+        let mut off = 0;
+        while off < area.len() {
+            if is_zero(&area[off..]) {
+                break; // trailing zero padding
+            }
+            let (tlv_type, len) = match Tlv::new_checked(&area[off..]) {
+                Ok(t) => (t.tlv_type(), t.length()),
+                Err(TlvError::TruncatedHeader) => break, // no header to flag; copied as is
+                Err(TlvError::ValueOverrun) => {
+                    area[off] = TlvFlags::M.0;
+                    self.stats.tlv_malformed += 1;
+                    break;
+                }
+            };
+            let total = HEADER_LEN + len;
+            if tlv_type == TlvType::HMAC {
+                area[off] = if can_sign && len == TAG_LEN { 0 } else { TlvFlags::U.0 };
+                if area[off] != 0 {
+                    self.stats.tlv_unrecognized += 1;
+                }
+                off += total;
+                continue;
+            }
+            let verdict = match self.registry.get(tlv_type) {
+                Some(h) => {
+                    let mut slot = TlvSlot::new(area, off, len);
+                    h.reflect(&mut slot, ctx)
+                }
+                None => TlvVerdict::Unrecognized,
+            };
+            match verdict {
+                TlvVerdict::Processed => area[off] = 0,
+                TlvVerdict::Conformance => {
+                    area[off] = TlvFlags::C.0;
+                    self.stats.tlv_conformance += 1;
+                }
+                TlvVerdict::Unrecognized => {
+                    area[off] = TlvFlags::U.0;
+                    self.stats.tlv_unrecognized += 1;
+                }
+                TlvVerdict::Malformed => {
+                    area[off] = TlvFlags::M.0;
+                    self.stats.tlv_malformed += 1;
+                    break;
+                }
+                TlvVerdict::Discard => return TlvOutcome::Discard,
+            }
+            off += total;
+        }
+
+        // Sign the reply's TLVs: the reply's own Sequence Number and every
+        // TLV before the HMAC TLV, as they leave (WIRE.md §7.10).
+        if let (Some(at), Some(key)) = (hmac_at, &self.config.key) {
+            if area.len() >= at + HEADER_LEN + TAG_LEN && area[at] == 0 {
+                let tag = key.tag(&[reply_seq, &area[..at]]);
+                area[at + HEADER_LEN..at + HEADER_LEN + TAG_LEN].copy_from_slice(&tag);
+            }
+        }
+        TlvOutcome::Done
+    }
+
+    fn check_tlv_hmac(&self, area: &[u8], req_seq: &[u8; 4]) -> HmacCheck {
+        let verify = self.config.mode == AuthMode::Authenticated || self.config.verify_tlv_hmac;
+        let mut hmac_at = None;
+        let mut misplaced = false;
+        let mut others = 0usize;
+        let mut padding_only = true;
+        let mut off = 0;
+        while off < area.len() && !is_zero(&area[off..]) {
+            let Ok(t) = Tlv::new_checked(&area[off..]) else { break };
+            let tt = t.tlv_type();
+            if tt == TlvType::HMAC {
+                if hmac_at.is_some() || t.length() != TAG_LEN {
+                    misplaced = true;
+                }
+                hmac_at.get_or_insert(off);
+            } else {
+                others += 1;
+                if tt != TlvType::EXTRA_PADDING {
+                    padding_only = false;
+                    if hmac_at.is_some() {
+                        misplaced = true; // only Extra Padding may follow the HMAC TLV
+                    }
+                }
+            }
+            off += t.total_len();
+        }
+        if !verify {
+            return match hmac_at {
+                Some(at) => HmacCheck::Unverified(at),
+                None => HmacCheck::Absent,
+            };
+        }
+        let Some(key) = &self.config.key else {
+            return HmacCheck::Failed;
+        };
+        match hmac_at {
+            // Authenticated mode: the HMAC TLV is mandatory unless the only
+            // TLV is one Extra Padding TLV (RFC 8972 §4.8).
+            None if self.config.mode == AuthMode::Authenticated && !(padding_only && others <= 1) => HmacCheck::Failed,
+            None if self.config.mode == AuthMode::Open && self.config.verify_tlv_hmac && others > 0 => HmacCheck::Failed,
+            None => HmacCheck::Absent,
+            Some(_) if misplaced => HmacCheck::Failed,
+            Some(at) => {
+                let tag = &area[at + HEADER_LEN..at + HEADER_LEN + TAG_LEN];
+                if key.verify(&[req_seq, &area[..at]], tag) {
+                    HmacCheck::Verified(at)
+                } else {
+                    HmacCheck::Failed
+                }
+            }
+        }
+    }
+}
+
+enum HmacCheck {
+    Absent,
+    Verified(usize),
+    Unverified(usize),
+    Failed,
+}
+
+fn is_zero(b: &[u8]) -> bool {
+    b.iter().all(|&x| x == 0)
+}
+
+/// Reply TLV area offset for `mode`, for callers that inspect replies.
+pub fn tlv_offset(mode: AuthMode) -> usize {
+    mode.base_len()
+}

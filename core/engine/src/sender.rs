@@ -1,0 +1,615 @@
+//! The sans-I/O Session-Sender (RFC 8762 §4.2, RFC 8972 §4).
+//!
+//! [`SenderSession::build_request`] writes test packet number `seq` into a
+//! buffer; [`SenderSession::on_reply`] matches a reply by Sequence Number and
+//! SSID, computes RTT = (T4 − T1) − (T3 − T2), decodes every reflected TLV
+//! and feeds the statistics; [`SenderSession::expire`] declares packets lost
+//! after the timeout. Time is passed in.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use stamp_wire::tlv::{emit_header, HEADER_LEN};
+use stamp_wire::{
+    AuthMode, ErrorEstimate, ReflectorPacket, ReflectorRepr, SenderPacket, SenderRepr, Timestamp, TlvFlags, TlvIter, TlvType,
+    HMAC_COVERAGE,
+};
+
+use crate::clock::{Clock, TimestampSource, UnixNanos};
+use crate::handler::{DecodeContext, RequestContext, TlvOptions, TlvReport, TlvTemplate};
+use crate::hmac::{HmacKey, TAG_LEN};
+use crate::registry::Registry;
+use crate::stats::{DelayStats, DelaySummary};
+use crate::transport::RecvMeta;
+
+/// Sender configuration.
+#[derive(Debug, Clone)]
+pub struct SenderConfig {
+    /// Open or authenticated mode.
+    pub mode: AuthMode,
+    /// SSID (0 = none).
+    pub ssid: u16,
+    /// Key for authenticated mode and the HMAC TLV.
+    pub key: Option<HmacKey>,
+    /// Add an HMAC TLV in unauthenticated mode too.
+    pub tlv_hmac: bool,
+    /// A packet with no reply after this long is lost.
+    pub timeout: Duration,
+    /// First Sequence Number (0 per RFC 8762 §4.2.1).
+    pub first_seq: u32,
+    /// Both clocks are known to be synchronized: report one-way delays even
+    /// when the Error Estimates do not say so.
+    pub assume_synchronized: bool,
+}
+
+impl Default for SenderConfig {
+    fn default() -> Self {
+        SenderConfig {
+            mode: AuthMode::Open,
+            ssid: 0,
+            key: None,
+            tlv_hmac: false,
+            timeout: Duration::from_secs(5),
+            first_seq: 0,
+            assume_synchronized: false,
+        }
+    }
+}
+
+/// Why a received datagram was not used as a reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rejected {
+    /// Shorter than the reflector base packet.
+    Truncated,
+    /// Base HMAC failed.
+    AuthFailed,
+    /// SSID differs from ours.
+    WrongSsid,
+    /// Sequence Number not one we sent (or already expired).
+    Unknown,
+    /// Came from an address other than the reflector's.
+    WrongSource,
+}
+
+/// One answered test packet.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PacketRecord {
+    /// Session-Sender Sequence Number.
+    pub seq: u32,
+    /// Reflector Sequence Number.
+    pub reflector_seq: u32,
+    /// T1, sender transmit time.
+    pub t1: UnixNanos,
+    /// T2, reflector receive time (reflector's timescale).
+    pub t2: UnixNanos,
+    /// T3, reflector transmit time.
+    pub t3: UnixNanos,
+    /// T4, sender receive time.
+    pub t4: UnixNanos,
+    /// Round-trip time without the reflector's residence time, ns.
+    pub rtt_ns: i64,
+    /// Reflector residence time T3 − T2, ns.
+    pub residence_ns: i64,
+    /// Forward one-way delay T2 − T1, ns (only when both clocks are synchronized).
+    pub forward_ns: Option<i64>,
+    /// Backward one-way delay T4 − T3, ns (only when both clocks are synchronized).
+    pub backward_ns: Option<i64>,
+    /// Session-Sender TTL the reflector saw.
+    pub sender_ttl: u8,
+    /// TTL / Hop Limit of the reply as we received it.
+    pub reply_ttl: Option<u8>,
+    /// TOS of the reply as we received it.
+    pub reply_tos: Option<u8>,
+    /// The reflector's Error Estimate.
+    pub reflector_error_estimate: u16,
+    /// SSID in the reply.
+    pub ssid: u16,
+    /// Reply length.
+    pub len: usize,
+    /// Where T4 came from.
+    pub t4_source: &'static str,
+    /// Decoded reflected TLVs.
+    #[serde(serialize_with = "serialize_tlvs")]
+    pub tlvs: Vec<TlvReport>,
+    /// Problem with the reflected TLVs (integrity, malformed), if any.
+    pub tlv_error: Option<&'static str>,
+}
+
+fn serialize_tlvs<S: serde::Serializer>(tlvs: &[TlvReport], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut seq = s.serialize_seq(Some(tlvs.len()))?;
+    for t in tlvs {
+        let mut m = serde_json::Map::new();
+        m.insert("type".into(), t.tlv_type.0.into());
+        m.insert("name".into(), t.name.into());
+        m.insert("flags".into(), t.flags.to_string().into());
+        m.insert("summary".into(), t.summary.clone().into());
+        for (k, v) in &t.fields {
+            m.insert(k.clone(), v.clone());
+        }
+        seq.serialize_element(&m)?;
+    }
+    seq.end()
+}
+
+/// What a received datagram turned out to be.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReplyEvent {
+    /// First reply to one of our packets.
+    Matched(Box<PacketRecord>),
+    /// Another reply to a packet already answered.
+    Duplicate(u32),
+    /// Not a usable reply.
+    Rejected(Rejected),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct InFlight {
+    t1: UnixNanos,
+    sent_at: Instant,
+    answered: bool,
+}
+
+/// Sender counters and statistics.
+#[derive(Debug, Clone, Default)]
+pub struct SenderStats {
+    /// Test packets sent.
+    pub sent: u64,
+    /// Distinct packets answered.
+    pub received: u64,
+    /// Packets declared lost after the timeout.
+    pub lost: u64,
+    /// Extra replies to packets already answered.
+    pub duplicates: u64,
+    /// Replies rejected, by reason.
+    pub rejected: HashMap<Rejected, u64>,
+    /// Round-trip time.
+    pub rtt: DelayStats,
+    /// Forward one-way delay.
+    pub forward: DelayStats,
+    /// Backward one-way delay.
+    pub backward: DelayStats,
+    /// Reflector residence time.
+    pub residence: DelayStats,
+    /// Session-Sender TTL seen by the reflector: min, max, last.
+    pub ttl: Option<(u8, u8, u8)>,
+    /// Times the Session-Sender TTL changed between consecutive replies.
+    pub ttl_changes: u64,
+    /// Replies whose reflected TLVs failed integrity or were malformed.
+    pub tlv_errors: u64,
+    /// First and last answered (sender seq, reflector seq), for directional loss.
+    span: Option<((u32, u32), (u32, u32))>,
+    /// Replies whose reflector seq differed from the sender seq.
+    stateful_replies: u64,
+    /// Answered packets within the span.
+    span_received: u64,
+}
+
+/// Loss split by direction, from a stateful reflector's counter
+/// (RFC 8762 §4.3.2), computed from deltas so any starting number works.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct DirectionalLoss {
+    /// Requests that did not reach the reflector.
+    pub forward: u64,
+    /// Replies that did not come back.
+    pub backward: u64,
+}
+
+impl SenderStats {
+    /// Loss per direction, when the reflector numbers its replies itself.
+    pub fn directional_loss(&self) -> Option<DirectionalLoss> {
+        let ((s0, r0), (s1, r1)) = self.span?;
+        if self.stateful_replies == 0 {
+            return None;
+        }
+        let sent_span = s1.wrapping_sub(s0) as u64;
+        let refl_span = r1.wrapping_sub(r0) as u64;
+        Some(DirectionalLoss {
+            forward: sent_span.saturating_sub(refl_span),
+            backward: (refl_span + 1).saturating_sub(self.span_received),
+        })
+    }
+
+    /// Total of rejected replies.
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.values().sum()
+    }
+
+    /// RTT summary.
+    pub fn rtt_summary(&self) -> Option<DelaySummary> {
+        self.rtt.summary()
+    }
+}
+
+/// One STAMP test session seen from the Session-Sender.
+#[derive(Debug)]
+pub struct SenderSession {
+    config: SenderConfig,
+    registry: Registry,
+    templates: Vec<TlvTemplate>,
+    /// (offset in the TLV area, value length) of each template, and of the HMAC TLV.
+    layout: Vec<(usize, usize)>,
+    hmac_tlv_at: Option<usize>,
+    packet_len: usize,
+    next_seq: u32,
+    in_flight: HashMap<u32, InFlight>,
+    order: VecDeque<u32>,
+    stats: SenderStats,
+    remote: Option<SocketAddr>,
+}
+
+/// Build the TLV templates the options ask for, in type-code order.
+pub fn request_templates(registry: &Registry, opts: &TlvOptions) -> Result<Vec<TlvTemplate>, String> {
+    let mut out = Vec::new();
+    for (_, h) in registry.handlers() {
+        if let Some(t) = h.request(opts)? {
+            out.push(t);
+        }
+    }
+    Ok(out)
+}
+
+impl SenderSession {
+    /// A session sending `templates` TLVs in every request.
+    pub fn new(config: SenderConfig, registry: Registry, templates: Vec<TlvTemplate>) -> Result<Self, String> {
+        if config.mode == AuthMode::Authenticated && config.key.is_none() {
+            return Err("authenticated mode needs an HMAC key".into());
+        }
+        if config.tlv_hmac && config.key.is_none() {
+            return Err("the HMAC TLV needs an HMAC key".into());
+        }
+        // Extra Padding goes after the HMAC TLV (RFC 8972 §4.8 allows it):
+        // it is the one TLV whose content need not be protected, and peers
+        // disagree on how to hash padding that precedes the HMAC TLV.
+        let (padding, mut ordered): (Vec<_>, Vec<_>) =
+            templates.into_iter().partition(|t| t.tlv_type == TlvType::EXTRA_PADDING);
+        let needs_hmac_tlv = config.tlv_hmac || (config.mode == AuthMode::Authenticated && !ordered.is_empty());
+        let mut layout = Vec::new();
+        let mut off = 0usize;
+        for t in &ordered {
+            layout.push((off, t.value.len()));
+            off += HEADER_LEN + t.value.len();
+        }
+        let hmac_tlv_at = if needs_hmac_tlv {
+            let at = off;
+            off += HEADER_LEN + TAG_LEN;
+            Some(at)
+        } else {
+            None
+        };
+        for t in &padding {
+            layout.push((off, t.value.len()));
+            off += HEADER_LEN + t.value.len();
+        }
+        ordered.extend(padding);
+        let packet_len = config.mode.base_len() + off;
+        if packet_len > stamp_wire::MAX_DATAGRAM {
+            return Err(format!("test packet of {packet_len} octets exceeds {} octets", stamp_wire::MAX_DATAGRAM));
+        }
+        Ok(SenderSession {
+            next_seq: config.first_seq,
+            config,
+            registry,
+            templates: ordered,
+            layout,
+            hmac_tlv_at,
+            packet_len,
+            in_flight: HashMap::new(),
+            order: VecDeque::new(),
+            stats: SenderStats::default(),
+            remote: None,
+        })
+    }
+
+    /// Only accept replies from this address.
+    pub fn set_remote(&mut self, remote: SocketAddr) {
+        self.remote = Some(remote);
+    }
+
+    /// Length of every test packet.
+    pub fn packet_len(&self) -> usize {
+        self.packet_len
+    }
+
+    /// Configuration.
+    pub fn config(&self) -> &SenderConfig {
+        &self.config
+    }
+
+    /// Statistics so far.
+    pub fn stats(&self) -> &SenderStats {
+        &self.stats
+    }
+
+    /// Packets sent and neither answered nor expired.
+    pub fn outstanding(&self) -> usize {
+        self.in_flight.values().filter(|f| !f.answered).count()
+    }
+
+    /// The Sequence Number of the next request.
+    pub fn next_seq(&self) -> u32 {
+        self.next_seq
+    }
+
+    /// Write the next test packet into `buf` and return its length. T1 is
+    /// read from `clock` as late as possible (before the HMACs, which cover
+    /// it). `now` is the monotonic send time.
+    pub fn build_request(&mut self, buf: &mut [u8], now: Instant, clock: &dyn Clock) -> usize {
+        let mode = self.config.mode;
+        let len = self.packet_len;
+        let buf = &mut buf[..len];
+        let seq = self.next_seq;
+        let (head, area) = buf.split_at_mut(mode.base_len());
+        let ctx = RequestContext { seq, sent_before: self.stats.sent, ssid: self.config.ssid };
+        for (t, &(off, vlen)) in self.templates.iter().zip(&self.layout) {
+            emit_header(&mut area[off..], TlvFlags::U, t.tlv_type, vlen as u16);
+            let value = &mut area[off + HEADER_LEN..off + HEADER_LEN + vlen];
+            value.copy_from_slice(&t.value);
+            if let Some(h) = self.registry.get(t.tlv_type) {
+                h.refresh(value, &ctx);
+            }
+        }
+        if let (Some(at), Some(key)) = (self.hmac_tlv_at, &self.config.key) {
+            emit_header(&mut area[at..], TlvFlags::U, TlvType::HMAC, TAG_LEN as u16);
+            let tag = key.tag(&[&seq.to_be_bytes(), &area[..at]]);
+            area[at + HEADER_LEN..at + HEADER_LEN + TAG_LEN].copy_from_slice(&tag);
+        }
+        let mut p = SenderPacket::new_unchecked(head, mode);
+        let t1 = clock.now();
+        SenderRepr {
+            sequence_number: seq,
+            timestamp: clock.encode(t1),
+            error_estimate: clock.error_estimate(),
+            ssid: self.config.ssid,
+        }
+        .emit(&mut p);
+        if mode == AuthMode::Authenticated {
+            if let Some(key) = &self.config.key {
+                let tag = key.tag(&[&p.as_bytes()[..HMAC_COVERAGE]]);
+                if let Some(h) = p.hmac_mut() {
+                    h.copy_from_slice(&tag);
+                }
+            }
+        }
+        self.in_flight.insert(seq, InFlight { t1, sent_at: now, answered: false });
+        self.order.push_back(seq);
+        self.stats.sent += 1;
+        self.next_seq = seq.wrapping_add(1);
+        len
+    }
+
+    /// Correct T1 of packet `seq` after the fact (kernel transmit timestamp).
+    pub fn set_transmit_time(&mut self, seq: u32, t1: UnixNanos) {
+        if let Some(f) = self.in_flight.get_mut(&seq) {
+            f.t1 = t1;
+        }
+    }
+
+    /// Handle one received datagram. `t4` is the receive time on our clock's
+    /// timescale; `t4_source` says who took it.
+    pub fn on_reply(
+        &mut self,
+        buf: &[u8],
+        meta: &RecvMeta,
+        t4: UnixNanos,
+        t4_source: TimestampSource,
+        our_estimate: ErrorEstimate,
+    ) -> ReplyEvent {
+        match self.on_reply_inner(buf, meta, t4, t4_source, our_estimate) {
+            Ok(ev) => ev,
+            Err(r) => {
+                *self.stats.rejected.entry(r).or_default() += 1;
+                ReplyEvent::Rejected(r)
+            }
+        }
+    }
+
+    fn on_reply_inner(
+        &mut self,
+        buf: &[u8],
+        meta: &RecvMeta,
+        t4: UnixNanos,
+        t4_source: TimestampSource,
+        our_estimate: ErrorEstimate,
+    ) -> Result<ReplyEvent, Rejected> {
+        let mode = self.config.mode;
+        if let Some(remote) = self.remote {
+            if remote != meta.src {
+                return Err(Rejected::WrongSource);
+            }
+        }
+        let p = ReflectorPacket::new_checked(buf, mode).map_err(|_| Rejected::Truncated)?;
+        if mode == AuthMode::Authenticated {
+            let key = self.config.key.as_ref().ok_or(Rejected::AuthFailed)?;
+            if !key.verify(&[&buf[..HMAC_COVERAGE]], p.hmac().unwrap_or(&[])) {
+                return Err(Rejected::AuthFailed);
+            }
+        }
+        let r = ReflectorRepr::parse(&p);
+        // A reflector that only implements RFC 8762 returns 0 in the SSID
+        // field (RFC 8972 §3); we keep measuring in that case.
+        if r.ssid != self.config.ssid && r.ssid != 0 {
+            return Err(Rejected::WrongSsid);
+        }
+        let seq = r.sender_sequence_number;
+        let Some(flight) = self.in_flight.get_mut(&seq) else {
+            return Err(Rejected::Unknown);
+        };
+        if flight.answered {
+            self.stats.duplicates += 1;
+            return Ok(ReplyEvent::Duplicate(seq));
+        }
+        flight.answered = true;
+        let t1 = flight.t1;
+
+        let rformat = r.error_estimate.format();
+        let t2 = UnixNanos(r.receive_timestamp.to_unix_nanos(rformat).unwrap_or(0));
+        let t3 = UnixNanos(r.timestamp.to_unix_nanos(rformat).unwrap_or(0));
+        let residence = t3.diff(t2);
+        let rtt = t4.diff(t1) - residence;
+        let synced = self.config.assume_synchronized || (our_estimate.is_synchronized() && r.error_estimate.is_synchronized());
+        let (forward, backward) = if synced { (Some(t2.diff(t1)), Some(t4.diff(t3))) } else { (None, None) };
+
+        let (tlvs, tlv_error) = self.decode_tlvs(&p, &r, meta);
+
+        let st = &mut self.stats;
+        st.received += 1;
+        st.rtt.record(rtt);
+        st.residence.record(residence);
+        if let (Some(f), Some(b)) = (forward, backward) {
+            st.forward.record(f);
+            st.backward.record(b);
+        }
+        st.ttl = Some(match st.ttl {
+            None => (r.sender_ttl, r.sender_ttl, r.sender_ttl),
+            Some((lo, hi, last)) => {
+                if last != r.sender_ttl {
+                    st.ttl_changes += 1;
+                }
+                (lo.min(r.sender_ttl), hi.max(r.sender_ttl), r.sender_ttl)
+            }
+        });
+        if tlv_error.is_some() {
+            st.tlv_errors += 1;
+        }
+        if r.sequence_number != seq {
+            st.stateful_replies += 1;
+        }
+        st.span_received += 1;
+        st.span = Some(match st.span {
+            None => ((seq, r.sequence_number), (seq, r.sequence_number)),
+            Some((first, last)) => {
+                let first = if seq.wrapping_sub(first.0) as i32 <= 0 { (seq, r.sequence_number) } else { first };
+                let last = if seq.wrapping_sub(last.0) as i32 >= 0 { (seq, r.sequence_number) } else { last };
+                (first, last)
+            }
+        });
+
+        Ok(ReplyEvent::Matched(Box::new(PacketRecord {
+            seq,
+            reflector_seq: r.sequence_number,
+            t1,
+            t2,
+            t3,
+            t4,
+            rtt_ns: rtt,
+            residence_ns: residence,
+            forward_ns: forward,
+            backward_ns: backward,
+            sender_ttl: r.sender_ttl,
+            reply_ttl: meta.ttl,
+            reply_tos: meta.tos,
+            reflector_error_estimate: r.error_estimate.0,
+            ssid: r.ssid,
+            len: buf.len(),
+            t4_source: t4_source.name(),
+            tlvs,
+            tlv_error,
+        })))
+    }
+
+    /// RFC 8972 §4 rules for the sender: I on any TLV or a failed HMAC TLV
+    /// discards all TLVs; M stops processing; U is reported as such.
+    fn decode_tlvs(
+        &self,
+        p: &ReflectorPacket<&[u8]>,
+        r: &ReflectorRepr,
+        meta: &RecvMeta,
+    ) -> (Vec<TlvReport>, Option<&'static str>) {
+        let area = p.tlv_area();
+        if area.is_empty() || area.iter().all(|&b| b == 0) {
+            return (Vec::new(), None);
+        }
+        let mut out = Vec::new();
+        let mut items = Vec::new();
+        for item in TlvIter::new(area) {
+            match item {
+                Ok(t) => items.push(t),
+                Err(_) => return (out, Some("malformed")),
+            }
+        }
+        if items.iter().any(|t| t.flags.integrity_failed()) {
+            return (out, Some("integrity"));
+        }
+        if let Some(h) = items.iter().find(|t| t.tlv_type == TlvType::HMAC) {
+            if let Some(key) = &self.config.key {
+                if !h.flags.unrecognized() && !key.verify(&[&r.sequence_number.to_be_bytes(), &area[..h.offset]], h.value) {
+                    return (out, Some("hmac"));
+                }
+            }
+        }
+        let rformat = r.error_estimate.format();
+        for t in items {
+            if t.tlv_type == TlvType::HMAC {
+                continue;
+            }
+            let sent = self
+                .templates
+                .iter()
+                .zip(&self.layout)
+                .find(|(_, &(off, _))| off == t.offset)
+                .map(|(tpl, _)| tpl.value.as_slice());
+            let ctx = DecodeContext { meta, sent_value: sent, reflector_format: rformat };
+            let report = match self.registry.get(t.tlv_type) {
+                _ if t.flags.unrecognized() => TlvReport::new(t.tlv_type, "unrecognized", t.flags, format!("type {} not processed by the reflector", t.tlv_type.0)),
+                Some(h) => h.decode(t.flags, t.value, &ctx),
+                None => TlvReport::new(t.tlv_type, "unknown", t.flags, format!("type {} ({} octets)", t.tlv_type.0, t.value.len())),
+            };
+            let malformed = t.flags.malformed();
+            out.push(report);
+            if malformed {
+                return (out, Some("malformed"));
+            }
+        }
+        (out, None)
+    }
+
+    /// Declare packets older than the timeout lost; returns their sequence
+    /// numbers, oldest first.
+    pub fn expire(&mut self, now: Instant) -> Vec<u32> {
+        let mut lost = Vec::new();
+        while let Some(&seq) = self.order.front() {
+            let Some(f) = self.in_flight.get(&seq) else {
+                self.order.pop_front();
+                continue;
+            };
+            if now.saturating_duration_since(f.sent_at) < self.config.timeout {
+                break;
+            }
+            if !f.answered {
+                lost.push(seq);
+                self.stats.lost += 1;
+            }
+            self.in_flight.remove(&seq);
+            self.order.pop_front();
+        }
+        lost
+    }
+
+    /// Declare every unanswered packet lost now (end of run).
+    pub fn finish(&mut self) -> Vec<u32> {
+        let mut lost = Vec::new();
+        while let Some(seq) = self.order.pop_front() {
+            if let Some(f) = self.in_flight.remove(&seq) {
+                if !f.answered {
+                    lost.push(seq);
+                    self.stats.lost += 1;
+                }
+            }
+        }
+        lost
+    }
+
+    /// When the oldest outstanding packet times out.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.order.front().and_then(|s| self.in_flight.get(s)).map(|f| f.sent_at + self.config.timeout)
+    }
+}
+
+/// Decode a wire timestamp for display (seconds.nanoseconds) or `None`.
+pub fn timestamp_nanos(ts: Timestamp, est: ErrorEstimate) -> Option<u64> {
+    ts.to_unix_nanos(est.format())
+}
