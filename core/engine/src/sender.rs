@@ -24,6 +24,10 @@ use crate::registry::Registry;
 use crate::stats::{DelayStats, DelaySummary};
 use crate::transport::RecvMeta;
 
+/// Shortest reply accepted in unauthenticated mode: through the
+/// Session-Sender Sequence Number (octets 24..28).
+pub const MIN_TWAMP_LIGHT_REPLY: usize = 28;
+
 /// Sender configuration.
 #[derive(Debug, Clone)]
 pub struct SenderConfig {
@@ -421,6 +425,16 @@ impl SenderSession {
                 return Err(Rejected::WrongSource);
             }
         }
+        // TWAMP-Light reflectors may answer with fewer than 44 octets (38 or
+        // 41, RFC 5357 §4.2.1); read such a reply zero-extended, as long as
+        // it reaches the Session-Sender Sequence Number we match on.
+        let mut short = [0u8; 44];
+        let buf = if mode == AuthMode::Open && buf.len() < 44 && buf.len() >= MIN_TWAMP_LIGHT_REPLY {
+            short[..buf.len()].copy_from_slice(buf);
+            &short[..]
+        } else {
+            buf
+        };
         let p = ReflectorPacket::new_checked(buf, mode).map_err(|_| Rejected::Truncated)?;
         if mode == AuthMode::Authenticated {
             let key = self.config.key.as_ref().ok_or(Rejected::AuthFailed)?;
