@@ -121,6 +121,7 @@ pub trait Clock: Send + Sync {
     fn sync_source(&self) -> SyncSource;
     /// Convert a kernel CLOCK_REALTIME reading (UTC) to this clock's
     /// timescale. PTP clocks add the UTC–TAI offset.
+    #[allow(clippy::wrong_self_convention)] // a conversion by the clock, not of it
     fn from_realtime(&self, realtime: UnixNanos) -> UnixNanos {
         realtime
     }
@@ -141,7 +142,11 @@ pub struct ManualClock {
 impl ManualClock {
     /// A clock standing at `start`.
     pub fn new(start: UnixNanos, format: TimestampFormat) -> Self {
-        ManualClock { now: AtomicU64::new(start.0), format, estimate: ErrorEstimate::new(false, format, 0, 1) }
+        ManualClock {
+            now: AtomicU64::new(start.0),
+            format,
+            estimate: ErrorEstimate::new(false, format, 0, 1),
+        }
     }
     /// Set the Error Estimate it reports.
     pub fn with_error_estimate(mut self, e: ErrorEstimate) -> Self {

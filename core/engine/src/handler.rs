@@ -60,7 +60,15 @@ pub struct ReplyPlan {
 impl ReplyPlan {
     /// The default plan: one reply back to `meta.src`, from `meta.dst`.
     pub fn for_request(meta: &RecvMeta) -> Self {
-        ReplyPlan { dst: meta.src, src: meta.dst, tos: None, suppress: false, copies: 1, copy_interval_ns: 0, reply_len: 0 }
+        ReplyPlan {
+            dst: meta.src,
+            src: meta.dst,
+            tos: None,
+            suppress: false,
+            copies: 1,
+            copy_interval_ns: 0,
+            reply_len: 0,
+        }
     }
 }
 
@@ -191,7 +199,10 @@ impl TlvOptions {
     {
         match self.get(key) {
             None => Ok(None),
-            Some(v) => v.parse().map(Some).map_err(|e| format!("invalid value {v:?} for {key}: {e}")),
+            Some(v) => v
+                .parse()
+                .map(Some)
+                .map_err(|e| format!("invalid value {v:?} for {key}: {e}")),
         }
     }
     /// Every key and value.
@@ -248,8 +259,19 @@ pub struct TlvReport {
 
 impl TlvReport {
     /// A report with a summary and no structured fields.
-    pub fn new(tlv_type: TlvType, name: &'static str, flags: TlvFlags, summary: impl Into<String>) -> Self {
-        TlvReport { tlv_type, name, flags, summary: summary.into(), fields: Map::new() }
+    pub fn new(
+        tlv_type: TlvType,
+        name: &'static str,
+        flags: TlvFlags,
+        summary: impl Into<String>,
+    ) -> Self {
+        TlvReport {
+            tlv_type,
+            name,
+            flags,
+            summary: summary.into(),
+            fields: Map::new(),
+        }
     }
     /// Add a structured field.
     pub fn field(mut self, key: &str, value: impl Into<Value>) -> Self {
@@ -282,6 +304,11 @@ pub trait TlvHandler: Send + Sync + 'static {
     /// Sender: decode the reflected Value.
     fn decode(&self, flags: TlvFlags, value: &[u8], ctx: &DecodeContext<'_>) -> TlvReport {
         let _ = ctx;
-        TlvReport::new(self.tlv_type(), "tlv", flags, format!("{} octets", value.len()))
+        TlvReport::new(
+            self.tlv_type(),
+            "tlv",
+            flags,
+            format!("{} octets", value.len()),
+        )
     }
 }

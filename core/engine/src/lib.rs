@@ -23,7 +23,7 @@ pub mod stats;
 pub use inventory;
 
 pub use handler::{
-    ClockFacts, DecodeContext, ReflectContext, ReplyPlan, RequestContext, SessionCounters, TlvHandler, TlvOptions, TlvReport,
-    TlvSlot, TlvTemplate, TlvVerdict,
+    ClockFacts, DecodeContext, ReflectContext, ReplyPlan, RequestContext, SessionCounters,
+    TlvHandler, TlvOptions, TlvReport, TlvSlot, TlvTemplate, TlvVerdict,
 };
 pub use registry::{Registry, RegistryEntry, RegistryError, TlvPlugin};

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use stamp_wire::tlv::HEADER_LEN;
 use stamp_wire::{
-    AuthMode, ReflectorPacket, ReflectorRepr, SenderPacket, SenderRepr, Tlv, TlvError, TlvFlags, TlvType, HMAC_COVERAGE,
-    MIN_TWAMP_LIGHT_REQUEST,
+    AuthMode, ReflectorPacket, ReflectorRepr, SenderPacket, SenderRepr, Tlv, TlvError, TlvFlags,
+    TlvType, HMAC_COVERAGE, MIN_TWAMP_LIGHT_REQUEST,
 };
 
 use crate::clock::{Clock, TimestampMethod, TimestampSource};
@@ -85,8 +85,13 @@ pub enum DropReason {
 
 impl DropReason {
     /// Every reason, for reports.
-    pub const ALL: [DropReason; 5] =
-        [DropReason::Truncated, DropReason::AuthFailed, DropReason::SessionLimit, DropReason::TlvDiscard, DropReason::Suppressed];
+    pub const ALL: [DropReason; 5] = [
+        DropReason::Truncated,
+        DropReason::AuthFailed,
+        DropReason::SessionLimit,
+        DropReason::TlvDiscard,
+        DropReason::Suppressed,
+    ];
 
     /// Label used in summaries and metrics.
     pub fn label(self) -> &'static str {
@@ -203,7 +208,13 @@ impl Reflector {
     /// A reflector with the given configuration and TLV handlers.
     pub fn new(config: ReflectorConfig, registry: Registry) -> Self {
         let sessions = SessionTable::new(config.max_sessions, config.session_timeout);
-        Reflector { config, registry, sessions, stats: ReflectorStats::default(), global: SessionCounters::default() }
+        Reflector {
+            config,
+            registry,
+            sessions,
+            stats: ReflectorStats::default(),
+            global: SessionCounters::default(),
+        }
     }
 
     /// Configuration in force.
@@ -231,7 +242,14 @@ impl Reflector {
     /// Process one request and build its reply in `reply` (which must hold
     /// `max(request.len(), base length)` octets; [`stamp_wire::MAX_DATAGRAM`]
     /// always does).
-    pub fn process(&mut self, request: &[u8], meta: &RecvMeta, now: Instant, clock: &dyn Clock, reply: &mut [u8]) -> Outcome {
+    pub fn process(
+        &mut self,
+        request: &[u8],
+        meta: &RecvMeta,
+        now: Instant,
+        clock: &dyn Clock,
+        reply: &mut [u8],
+    ) -> Outcome {
         self.stats.received += 1;
         match self.process_inner(request, meta, now, clock, reply) {
             Ok(out) => out,
@@ -268,7 +286,10 @@ impl Reflector {
         // touched for a packet that fails.
         if mode == AuthMode::Authenticated {
             let key = self.config.key.as_ref().ok_or(DropReason::AuthFailed)?;
-            if !key.verify(&[&request[..HMAC_COVERAGE]], &request[HMAC_COVERAGE..HMAC_COVERAGE + TAG_LEN]) {
+            if !key.verify(
+                &[&request[..HMAC_COVERAGE]],
+                &request[HMAC_COVERAGE..HMAC_COVERAGE + TAG_LEN],
+            ) {
                 return Err(DropReason::AuthFailed);
             }
         }
@@ -282,14 +303,24 @@ impl Reflector {
 
         // Receive time: kernel timestamp where the transport had one.
         let (rx_time, rx_method) = match meta.rx_time {
-            Some((t, src)) if src != TimestampSource::UserSpace => (clock.from_realtime(t), src.method()),
+            Some((t, src)) if src != TimestampSource::UserSpace => {
+                (clock.from_realtime(t), src.method())
+            }
             Some((t, _)) => (clock.from_realtime(t), TimestampMethod::SW_LOCAL),
             None => (clock.now(), TimestampMethod::SW_LOCAL),
         };
 
         let counters = if self.config.stateful {
-            let key = SessionKey { peer: meta.src, local: meta.dst, local_port: meta.dst_port, ssid: req.ssid };
-            let (s, created) = self.sessions.get_or_create(key, now).ok_or(DropReason::SessionLimit)?;
+            let key = SessionKey {
+                peer: meta.src,
+                local: meta.dst,
+                local_port: meta.dst_port,
+                ssid: req.ssid,
+            };
+            let (s, created) = self
+                .sessions
+                .get_or_create(key, now)
+                .ok_or(DropReason::SessionLimit)?;
             if created {
                 self.stats.sessions_created += 1;
             }
@@ -304,9 +335,17 @@ impl Reflector {
             }
         } else {
             self.global.rx_packets += 1;
-            SessionCounters { stateful: false, previous_reply: None, ..self.global }
+            SessionCounters {
+                stateful: false,
+                previous_reply: None,
+                ..self.global
+            }
         };
-        let reply_seq = if self.config.stateful { counters.tx_packets as u32 } else { req.sequence_number };
+        let reply_seq = if self.config.stateful {
+            counters.tx_packets as u32
+        } else {
+            req.sequence_number
+        };
 
         let mut plan = ReplyPlan::for_request(meta);
         let facts = ClockFacts {
@@ -364,7 +403,12 @@ impl Reflector {
         }
 
         if self.config.stateful {
-            let key = SessionKey { peer: meta.src, local: meta.dst, local_port: meta.dst_port, ssid: req.ssid };
+            let key = SessionKey {
+                peer: meta.src,
+                local: meta.dst,
+                local_port: meta.dst_port,
+                ssid: req.ssid,
+            };
             if let Some((s, _)) = self.sessions.get_or_create(key, now) {
                 s.tx_packets += 1;
                 s.next_seq = s.tx_packets as u32;
@@ -379,7 +423,10 @@ impl Reflector {
         if plan.reply_len == 0 {
             plan.reply_len = reply_len;
         }
-        Ok(Outcome::Reply { len: reply_len, plan })
+        Ok(Outcome::Reply {
+            len: reply_len,
+            plan,
+        })
     }
 
     /// RFC 8972 §4 processing of the reply's TLV area (a copy of the
@@ -439,7 +486,11 @@ impl Reflector {
             };
             let total = HEADER_LEN + len;
             if tlv_type == TlvType::HMAC {
-                area[off] = if can_sign && len == TAG_LEN { 0 } else { TlvFlags::U.0 };
+                area[off] = if can_sign && len == TAG_LEN {
+                    0
+                } else {
+                    TlvFlags::U.0
+                };
                 if area[off] != 0 {
                     self.stats.tlv_unrecognized += 1;
                 }
@@ -492,7 +543,9 @@ impl Reflector {
         let mut padding_only = true;
         let mut off = 0;
         while off < area.len() && !is_zero(&area[off..]) {
-            let Ok(t) = Tlv::new_checked(&area[off..]) else { break };
+            let Ok(t) = Tlv::new_checked(&area[off..]) else {
+                break;
+            };
             let tt = t.tlv_type();
             if tt == TlvType::HMAC {
                 if hmac_at.is_some() || t.length() != TAG_LEN {
@@ -522,8 +575,17 @@ impl Reflector {
         match hmac_at {
             // Authenticated mode: the HMAC TLV is mandatory unless the only
             // TLV is one Extra Padding TLV (RFC 8972 §4.8).
-            None if self.config.mode == AuthMode::Authenticated && !(padding_only && others <= 1) => HmacCheck::Failed,
-            None if self.config.mode == AuthMode::Open && self.config.verify_tlv_hmac && others > 0 => HmacCheck::Failed,
+            None if self.config.mode == AuthMode::Authenticated
+                && !(padding_only && others <= 1) =>
+            {
+                HmacCheck::Failed
+            }
+            None if self.config.mode == AuthMode::Open
+                && self.config.verify_tlv_hmac
+                && others > 0 =>
+            {
+                HmacCheck::Failed
+            }
             None => HmacCheck::Absent,
             Some(_) if misplaced => HmacCheck::Failed,
             Some(at) => {

@@ -22,7 +22,8 @@ use crate::handler::TlvHandler;
 pub type PluginSettings = crate::handler::TlvOptions;
 
 /// Builds a handler for the (possibly reconfigured) type `code`.
-pub type HandlerFactory = fn(code: TlvType, settings: &PluginSettings) -> Result<Box<dyn TlvHandler>, String>;
+pub type HandlerFactory =
+    fn(code: TlvType, settings: &PluginSettings) -> Result<Box<dyn TlvHandler>, String>;
 
 /// The record a plugin submits for one TLV type.
 #[derive(Debug)]
@@ -149,7 +150,9 @@ pub struct Registry {
 
 impl fmt::Debug for Registry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Registry").field("entries", &self.entries).finish()
+        f.debug_struct("Registry")
+            .field("entries", &self.entries)
+            .finish()
     }
 }
 
@@ -162,11 +165,17 @@ impl Default for Registry {
 impl Registry {
     /// A registry with no handler: every TLV but HMAC comes back with U.
     pub fn empty() -> Self {
-        Registry { slots: vec![None; 256], entries: Vec::new() }
+        Registry {
+            slots: vec![None; 256],
+            entries: Vec::new(),
+        }
     }
 
     /// Build from every plugin linked into the binary.
-    pub fn from_linked(settings: &PluginSettings, overrides: &BTreeMap<String, u8>) -> Result<Self, RegistryError> {
+    pub fn from_linked(
+        settings: &PluginSettings,
+        overrides: &BTreeMap<String, u8>,
+    ) -> Result<Self, RegistryError> {
         Self::from_plugins(linked_plugins(), settings, overrides)
     }
 
@@ -180,7 +189,10 @@ impl Registry {
         for key in overrides.keys() {
             match plugins.iter().find(|p| p.key == key) {
                 None => {
-                    return Err(RegistryError::Override { key: key.clone(), reason: "no such TLV plugin is linked".into() })
+                    return Err(RegistryError::Override {
+                        key: key.clone(),
+                        reason: "no such TLV plugin is linked".into(),
+                    })
                 }
                 Some(p) if !p.configurable_code => {
                     return Err(RegistryError::Override {
@@ -194,8 +206,11 @@ impl Registry {
         let mut reg = Registry::empty();
         for p in plugins {
             let code = overrides.get(p.key).copied().unwrap_or(p.code);
-            let handler = (p.factory)(TlvType(code), settings)
-                .map_err(|reason| RegistryError::Factory { key: p.key.to_string(), reason })?;
+            let handler =
+                (p.factory)(TlvType(code), settings).map_err(|reason| RegistryError::Factory {
+                    key: p.key.to_string(),
+                    reason,
+                })?;
             reg.insert(p.key, p.name, p.spec, p.crate_name, code, handler)?;
         }
         Ok(reg)
@@ -212,7 +227,10 @@ impl Registry {
         handler: Box<dyn TlvHandler>,
     ) -> Result<(), RegistryError> {
         if CORE_CODES.contains(&code) {
-            return Err(RegistryError::Reserved { code, key: key.to_string() });
+            return Err(RegistryError::Reserved {
+                code,
+                key: key.to_string(),
+            });
         }
         if let Some(first) = self.entries.iter().find(|e| e.code == code) {
             return Err(RegistryError::Duplicate {
@@ -222,7 +240,13 @@ impl Registry {
             });
         }
         self.slots[code as usize] = Some(Arc::from(handler));
-        self.entries.push(RegistryEntry { code, key, name, spec, crate_name });
+        self.entries.push(RegistryEntry {
+            code,
+            key,
+            name,
+            spec,
+            crate_name,
+        });
         self.entries.sort_by_key(|e| e.code);
         Ok(())
     }
@@ -240,12 +264,17 @@ impl Registry {
 
     /// Handlers in code order.
     pub fn handlers(&self) -> impl Iterator<Item = (&RegistryEntry, &dyn TlvHandler)> {
-        self.entries.iter().filter_map(|e| self.slots[e.code as usize].as_deref().map(|h| (e, h)))
+        self.entries
+            .iter()
+            .filter_map(|e| self.slots[e.code as usize].as_deref().map(|h| (e, h)))
     }
 
     /// Code of the plugin `key`, if registered.
     pub fn code_of(&self, key: &str) -> Option<TlvType> {
-        self.entries.iter().find(|e| e.key == key).map(|e| TlvType(e.code))
+        self.entries
+            .iter()
+            .find(|e| e.key == key)
+            .map(|e| TlvType(e.code))
     }
 }
 
@@ -280,15 +309,20 @@ mod tests {
     fn refuses_duplicate_codes() {
         let a = plugin("a", 200, false);
         let b = plugin("b", 200, false);
-        let e = Registry::from_plugins([&a, &b], &PluginSettings::new(), &BTreeMap::new()).unwrap_err();
-        assert!(matches!(e, RegistryError::Duplicate { code: 200, .. }), "{e}");
+        let e =
+            Registry::from_plugins([&a, &b], &PluginSettings::new(), &BTreeMap::new()).unwrap_err();
+        assert!(
+            matches!(e, RegistryError::Duplicate { code: 200, .. }),
+            "{e}"
+        );
     }
 
     #[test]
     fn refuses_core_codes() {
         for code in CORE_CODES {
             let a = plugin("a", code, false);
-            let e = Registry::from_plugins([&a], &PluginSettings::new(), &BTreeMap::new()).unwrap_err();
+            let e =
+                Registry::from_plugins([&a], &PluginSettings::new(), &BTreeMap::new()).unwrap_err();
             assert!(matches!(e, RegistryError::Reserved { .. }), "{code}: {e}");
         }
     }

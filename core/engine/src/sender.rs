@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use stamp_wire::tlv::{emit_header, HEADER_LEN};
 use stamp_wire::{
-    AuthMode, ErrorEstimate, ReflectorPacket, ReflectorRepr, SenderPacket, SenderRepr, Timestamp, TlvFlags, TlvIter, TlvType,
-    HMAC_COVERAGE,
+    AuthMode, ErrorEstimate, ReflectorPacket, ReflectorRepr, SenderPacket, SenderRepr, Timestamp,
+    TlvFlags, TlvIter, TlvType, HMAC_COVERAGE,
 };
 
 use crate::clock::{Clock, TimestampSource, UnixNanos};
@@ -241,12 +241,16 @@ pub struct SenderSession {
     next_seq: u32,
     in_flight: HashMap<u32, InFlight>,
     order: VecDeque<u32>,
+    unanswered: usize,
     stats: SenderStats,
     remote: Option<SocketAddr>,
 }
 
 /// Build the TLV templates the options ask for, in type-code order.
-pub fn request_templates(registry: &Registry, opts: &TlvOptions) -> Result<Vec<TlvTemplate>, String> {
+pub fn request_templates(
+    registry: &Registry,
+    opts: &TlvOptions,
+) -> Result<Vec<TlvTemplate>, String> {
     let mut out = Vec::new();
     for (_, h) in registry.handlers() {
         if let Some(t) = h.request(opts)? {
@@ -258,7 +262,11 @@ pub fn request_templates(registry: &Registry, opts: &TlvOptions) -> Result<Vec<T
 
 impl SenderSession {
     /// A session sending `templates` TLVs in every request.
-    pub fn new(config: SenderConfig, registry: Registry, templates: Vec<TlvTemplate>) -> Result<Self, String> {
+    pub fn new(
+        config: SenderConfig,
+        registry: Registry,
+        templates: Vec<TlvTemplate>,
+    ) -> Result<Self, String> {
         if config.mode == AuthMode::Authenticated && config.key.is_none() {
             return Err("authenticated mode needs an HMAC key".into());
         }
@@ -268,9 +276,11 @@ impl SenderSession {
         // Extra Padding goes after the HMAC TLV (RFC 8972 §4.8 allows it):
         // it is the one TLV whose content need not be protected, and peers
         // disagree on how to hash padding that precedes the HMAC TLV.
-        let (padding, mut ordered): (Vec<_>, Vec<_>) =
-            templates.into_iter().partition(|t| t.tlv_type == TlvType::EXTRA_PADDING);
-        let needs_hmac_tlv = config.tlv_hmac || (config.mode == AuthMode::Authenticated && !ordered.is_empty());
+        let (padding, mut ordered): (Vec<_>, Vec<_>) = templates
+            .into_iter()
+            .partition(|t| t.tlv_type == TlvType::EXTRA_PADDING);
+        let needs_hmac_tlv =
+            config.tlv_hmac || (config.mode == AuthMode::Authenticated && !ordered.is_empty());
         let mut layout = Vec::new();
         let mut off = 0usize;
         for t in &ordered {
@@ -291,7 +301,10 @@ impl SenderSession {
         ordered.extend(padding);
         let packet_len = config.mode.base_len() + off;
         if packet_len > stamp_wire::MAX_DATAGRAM {
-            return Err(format!("test packet of {packet_len} octets exceeds {} octets", stamp_wire::MAX_DATAGRAM));
+            return Err(format!(
+                "test packet of {packet_len} octets exceeds {} octets",
+                stamp_wire::MAX_DATAGRAM
+            ));
         }
         Ok(SenderSession {
             next_seq: config.first_seq,
@@ -303,6 +316,7 @@ impl SenderSession {
             packet_len,
             in_flight: HashMap::new(),
             order: VecDeque::new(),
+            unanswered: 0,
             stats: SenderStats::default(),
             remote: None,
         })
@@ -330,7 +344,7 @@ impl SenderSession {
 
     /// Packets sent and neither answered nor expired.
     pub fn outstanding(&self) -> usize {
-        self.in_flight.values().filter(|f| !f.answered).count()
+        self.unanswered
     }
 
     /// The Sequence Number of the next request.
@@ -347,7 +361,11 @@ impl SenderSession {
         let buf = &mut buf[..len];
         let seq = self.next_seq;
         let (head, area) = buf.split_at_mut(mode.base_len());
-        let ctx = RequestContext { seq, sent_before: self.stats.sent, ssid: self.config.ssid };
+        let ctx = RequestContext {
+            seq,
+            sent_before: self.stats.sent,
+            ssid: self.config.ssid,
+        };
         for (t, &(off, vlen)) in self.templates.iter().zip(&self.layout) {
             emit_header(&mut area[off..], TlvFlags::U, t.tlv_type, vlen as u16);
             let value = &mut area[off + HEADER_LEN..off + HEADER_LEN + vlen];
@@ -378,8 +396,16 @@ impl SenderSession {
                 }
             }
         }
-        self.in_flight.insert(seq, InFlight { t1, sent_at: now, answered: false });
+        self.in_flight.insert(
+            seq,
+            InFlight {
+                t1,
+                sent_at: now,
+                answered: false,
+            },
+        );
         self.order.push_back(seq);
+        self.unanswered += 1;
         self.stats.sent += 1;
         self.next_seq = seq.wrapping_add(1);
         len
@@ -429,7 +455,8 @@ impl SenderSession {
         // 41, RFC 5357 §4.2.1); read such a reply zero-extended, as long as
         // it reaches the Session-Sender Sequence Number we match on.
         let mut short = [0u8; 44];
-        let buf = if mode == AuthMode::Open && buf.len() < 44 && buf.len() >= MIN_TWAMP_LIGHT_REPLY {
+        let buf = if mode == AuthMode::Open && buf.len() < 44 && buf.len() >= MIN_TWAMP_LIGHT_REPLY
+        {
             short[..buf.len()].copy_from_slice(buf);
             &short[..]
         } else {
@@ -458,14 +485,20 @@ impl SenderSession {
         }
         flight.answered = true;
         let t1 = flight.t1;
+        self.unanswered -= 1;
 
         let rformat = r.error_estimate.format();
         let t2 = UnixNanos(r.receive_timestamp.to_unix_nanos(rformat).unwrap_or(0));
         let t3 = UnixNanos(r.timestamp.to_unix_nanos(rformat).unwrap_or(0));
         let residence = t3.diff(t2);
         let rtt = t4.diff(t1) - residence;
-        let synced = self.config.assume_synchronized || (our_estimate.is_synchronized() && r.error_estimate.is_synchronized());
-        let (forward, backward) = if synced { (Some(t2.diff(t1)), Some(t4.diff(t3))) } else { (None, None) };
+        let synced = self.config.assume_synchronized
+            || (our_estimate.is_synchronized() && r.error_estimate.is_synchronized());
+        let (forward, backward) = if synced {
+            (Some(t2.diff(t1)), Some(t4.diff(t3)))
+        } else {
+            (None, None)
+        };
 
         let (tlvs, tlv_error) = self.decode_tlvs(&p, &r, meta);
 
@@ -496,8 +529,16 @@ impl SenderSession {
         st.span = Some(match st.span {
             None => ((seq, r.sequence_number), (seq, r.sequence_number)),
             Some((first, last)) => {
-                let first = if seq.wrapping_sub(first.0) as i32 <= 0 { (seq, r.sequence_number) } else { first };
-                let last = if seq.wrapping_sub(last.0) as i32 >= 0 { (seq, r.sequence_number) } else { last };
+                let first = if seq.wrapping_sub(first.0) as i32 <= 0 {
+                    (seq, r.sequence_number)
+                } else {
+                    first
+                };
+                let last = if seq.wrapping_sub(last.0) as i32 >= 0 {
+                    (seq, r.sequence_number)
+                } else {
+                    last
+                };
                 (first, last)
             }
         });
@@ -550,7 +591,12 @@ impl SenderSession {
         }
         if let Some(h) = items.iter().find(|t| t.tlv_type == TlvType::HMAC) {
             if let Some(key) = &self.config.key {
-                if !h.flags.unrecognized() && !key.verify(&[&r.sequence_number.to_be_bytes(), &area[..h.offset]], h.value) {
+                if !h.flags.unrecognized()
+                    && !key.verify(
+                        &[&r.sequence_number.to_be_bytes(), &area[..h.offset]],
+                        h.value,
+                    )
+                {
                     return (out, Some("hmac"));
                 }
             }
@@ -566,11 +612,25 @@ impl SenderSession {
                 .zip(&self.layout)
                 .find(|(_, &(off, _))| off == t.offset)
                 .map(|(tpl, _)| tpl.value.as_slice());
-            let ctx = DecodeContext { meta, sent_value: sent, reflector_format: rformat };
+            let ctx = DecodeContext {
+                meta,
+                sent_value: sent,
+                reflector_format: rformat,
+            };
             let report = match self.registry.get(t.tlv_type) {
-                _ if t.flags.unrecognized() => TlvReport::new(t.tlv_type, "unrecognized", t.flags, format!("type {} not processed by the reflector", t.tlv_type.0)),
+                _ if t.flags.unrecognized() => TlvReport::new(
+                    t.tlv_type,
+                    "unrecognized",
+                    t.flags,
+                    format!("type {} not processed by the reflector", t.tlv_type.0),
+                ),
                 Some(h) => h.decode(t.flags, t.value, &ctx),
-                None => TlvReport::new(t.tlv_type, "unknown", t.flags, format!("type {} ({} octets)", t.tlv_type.0, t.value.len())),
+                None => TlvReport::new(
+                    t.tlv_type,
+                    "unknown",
+                    t.flags,
+                    format!("type {} ({} octets)", t.tlv_type.0, t.value.len()),
+                ),
             };
             let malformed = t.flags.malformed();
             out.push(report);
@@ -596,6 +656,7 @@ impl SenderSession {
             if !f.answered {
                 lost.push(seq);
                 self.stats.lost += 1;
+                self.unanswered -= 1;
             }
             self.in_flight.remove(&seq);
             self.order.pop_front();
@@ -611,6 +672,7 @@ impl SenderSession {
                 if !f.answered {
                     lost.push(seq);
                     self.stats.lost += 1;
+                    self.unanswered -= 1;
                 }
             }
         }
@@ -619,7 +681,10 @@ impl SenderSession {
 
     /// When the oldest outstanding packet times out.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.order.front().and_then(|s| self.in_flight.get(s)).map(|f| f.sent_at + self.config.timeout)
+        self.order
+            .front()
+            .and_then(|s| self.in_flight.get(s))
+            .map(|f| f.sent_at + self.config.timeout)
     }
 }
 

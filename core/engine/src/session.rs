@@ -70,12 +70,20 @@ impl SessionTable {
     /// A table holding at most `max_sessions`, expiring sessions idle for
     /// longer than `idle_timeout`.
     pub fn new(max_sessions: usize, idle_timeout: Duration) -> Self {
-        SessionTable { map: HashMap::new(), max_sessions, idle_timeout }
+        SessionTable {
+            map: HashMap::new(),
+            max_sessions,
+            idle_timeout,
+        }
     }
 
     /// The session for `key`, created if there is room. `None` when the
     /// table is full.
-    pub fn get_or_create(&mut self, key: SessionKey, now: Instant) -> Option<(&mut SessionState, bool)> {
+    pub fn get_or_create(
+        &mut self,
+        key: SessionKey,
+        now: Instant,
+    ) -> Option<(&mut SessionState, bool)> {
         let len = self.map.len();
         match self.map.entry(key) {
             std::collections::hash_map::Entry::Occupied(e) => Some((e.into_mut(), false)),
@@ -98,7 +106,8 @@ impl SessionTable {
     pub fn expire(&mut self, now: Instant) -> usize {
         let before = self.map.len();
         let timeout = self.idle_timeout;
-        self.map.retain(|_, s| now.saturating_duration_since(s.last_seen) <= timeout);
+        self.map
+            .retain(|_, s| now.saturating_duration_since(s.last_seen) <= timeout);
         before - self.map.len()
     }
 
@@ -123,7 +132,12 @@ mod tests {
     use super::*;
 
     fn key(port: u16, ssid: u16) -> SessionKey {
-        SessionKey { peer: SocketAddr::from(([127, 0, 0, 1], port)), local: None, local_port: 862, ssid }
+        SessionKey {
+            peer: SocketAddr::from(([127, 0, 0, 1], port)),
+            local: None,
+            local_port: 862,
+            ssid,
+        }
     }
 
     #[test]

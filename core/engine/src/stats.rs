@@ -52,8 +52,17 @@ impl DelayStats {
     /// Empty statistics.
     pub fn new() -> Self {
         // 3 significant digits: quantiles within 0.1 %.
-        let hist = Histogram::new_with_bounds(1, MAX_TRACKED_NS, 3).expect("valid histogram bounds");
-        DelayStats { count: 0, min: i64::MAX, max: i64::MIN, sum: 0, sum_sq: 0.0, hist, negative: 0 }
+        let hist =
+            Histogram::new_with_bounds(1, MAX_TRACKED_NS, 3).expect("valid histogram bounds");
+        DelayStats {
+            count: 0,
+            min: i64::MAX,
+            max: i64::MIN,
+            sum: 0,
+            sum_sq: 0.0,
+            hist,
+            negative: 0,
+        }
     }
 
     /// Add a sample in nanoseconds.
@@ -95,7 +104,9 @@ impl DelayStats {
         let var = (self.sum_sq / n - mean * mean).max(0.0);
         // Quantiles are clamped into the exact [min, max] so that a
         // histogram bucket edge never reports outside the observed range.
-        let q = |x: f64| (self.hist.value_at_quantile(x) as f64).clamp(self.min as f64, self.max as f64) / 1e6;
+        let q = |x: f64| {
+            (self.hist.value_at_quantile(x) as f64).clamp(self.min as f64, self.max as f64) / 1e6
+        };
         Some(DelaySummary {
             count: self.count,
             min_ms: self.min as f64 / 1e6,
@@ -121,7 +132,12 @@ impl DelayStats {
         let mut prev = 0u64;
         for i in 1..=buckets as u64 {
             let upper = lo + step * i;
-            let c = self.hist.count_between(prev, upper) - if prev == 0 { 0 } else { self.hist.count_at(prev) };
+            let c = self.hist.count_between(prev, upper)
+                - if prev == 0 {
+                    0
+                } else {
+                    self.hist.count_at(prev)
+                };
             out.push((upper, c));
             prev = upper;
         }

@@ -35,7 +35,16 @@ pub struct RecvMeta {
 impl RecvMeta {
     /// Metadata with only the mandatory fields set.
     pub fn new(len: usize, src: SocketAddr) -> Self {
-        RecvMeta { len, src, dst: None, dst_port: 0, ifindex: 0, ttl: None, tos: None, rx_time: None }
+        RecvMeta {
+            len,
+            src,
+            dst: None,
+            dst_port: 0,
+            ifindex: 0,
+            ttl: None,
+            tos: None,
+            rx_time: None,
+        }
     }
 }
 
@@ -64,7 +73,13 @@ pub struct SendMeta {
 impl SendMeta {
     /// Send `len` octets to `dst` with socket defaults.
     pub fn new(len: usize, dst: SocketAddr) -> Self {
-        SendMeta { len, dst, src: None, ifindex: 0, tos: None }
+        SendMeta {
+            len,
+            dst,
+            src: None,
+            ifindex: 0,
+            tos: None,
+        }
     }
 }
 
@@ -112,5 +127,9 @@ pub trait Transport: Send + Sync {
     ) -> impl Future<Output = io::Result<usize>> + Send;
     /// Send `metas.len()` datagrams, `bufs[i][..metas[i].len]` each. Returns
     /// how many were handed to the kernel.
-    fn send_batch(&self, bufs: &[Box<[u8]>], metas: &[SendMeta]) -> impl Future<Output = io::Result<usize>> + Send;
+    fn send_batch(
+        &self,
+        bufs: &[Box<[u8]>],
+        metas: &[SendMeta],
+    ) -> impl Future<Output = io::Result<usize>> + Send;
 }

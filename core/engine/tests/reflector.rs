@@ -12,7 +12,9 @@ use stamp_core::registry::Registry;
 use stamp_core::sender::{ReplyEvent, SenderConfig, SenderSession};
 use stamp_core::transport::RecvMeta;
 use stamp_core::TlvTemplate;
-use stamp_wire::{AuthMode, ReflectorPacket, ReflectorRepr, TimestampFormat, TlvType, MAX_DATAGRAM};
+use stamp_wire::{
+    AuthMode, ReflectorPacket, ReflectorRepr, TimestampFormat, TlvType, MAX_DATAGRAM,
+};
 
 const T0: u64 = 1_763_800_000_000_000_000;
 
@@ -61,14 +63,23 @@ fn stateless_reply_copies_sender_fields_ttl_and_ssid() {
     assert_eq!(x.sender_error_estimate.0, 1);
     assert_eq!(x.ssid, 0x1234);
     assert_eq!(x.sender_ttl, 61);
-    assert_eq!(x.receive_timestamp.to_unix_nanos(TimestampFormat::Ntp).unwrap().abs_diff(T0), 0);
+    assert_eq!(
+        x.receive_timestamp
+            .to_unix_nanos(TimestampFormat::Ntp)
+            .unwrap()
+            .abs_diff(T0),
+        0
+    );
     assert!(p.mbz_is_zero());
 }
 
 #[test]
 fn stateful_reply_numbers_per_session_from_zero() {
     let clock = ManualClock::new(UnixNanos(T0), TimestampFormat::Ntp);
-    let cfg = ReflectorConfig { stateful: true, ..Default::default() };
+    let cfg = ReflectorConfig {
+        stateful: true,
+        ..Default::default()
+    };
     let mut r = Reflector::new(cfg, Registry::empty());
     for (i, seq) in [100u32, 101, 105].into_iter().enumerate() {
         let (_, rep) = reflect(&mut r, &request_open(seq, 1, &[]), &meta(44), &clock);
@@ -78,32 +89,62 @@ fn stateful_reply_numbers_per_session_from_zero() {
     }
     // another SSID from the same address is another session
     let (_, rep) = reflect(&mut r, &request_open(5, 2, &[]), &meta(44), &clock);
-    assert_eq!(ReflectorPacket::new_checked(&rep[..], AuthMode::Open).unwrap().sequence_number(), 0);
+    assert_eq!(
+        ReflectorPacket::new_checked(&rep[..], AuthMode::Open)
+            .unwrap()
+            .sequence_number(),
+        0
+    );
     assert_eq!(r.sessions().len(), 2);
 }
 
 #[test]
 fn session_cap_drops_and_counts() {
     let clock = ManualClock::new(UnixNanos(T0), TimestampFormat::Ntp);
-    let cfg = ReflectorConfig { stateful: true, max_sessions: 1, ..Default::default() };
+    let cfg = ReflectorConfig {
+        stateful: true,
+        max_sessions: 1,
+        ..Default::default()
+    };
     let mut r = Reflector::new(cfg, Registry::empty());
-    assert!(matches!(reflect(&mut r, &request_open(0, 1, &[]), &meta(44), &clock).0, Outcome::Reply { .. }));
-    assert_eq!(reflect(&mut r, &request_open(0, 2, &[]), &meta(44), &clock).0, Outcome::Drop(DropReason::SessionLimit));
+    assert!(matches!(
+        reflect(&mut r, &request_open(0, 1, &[]), &meta(44), &clock).0,
+        Outcome::Reply { .. }
+    ));
+    assert_eq!(
+        reflect(&mut r, &request_open(0, 2, &[]), &meta(44), &clock).0,
+        Outcome::Drop(DropReason::SessionLimit)
+    );
     assert_eq!(r.stats().dropped_session_limit, 1);
 }
 
 #[test]
 fn idle_sessions_expire_and_restart_at_zero() {
     let clock = ManualClock::new(UnixNanos(T0), TimestampFormat::Ntp);
-    let cfg = ReflectorConfig { stateful: true, session_timeout: Duration::from_secs(1), ..Default::default() };
+    let cfg = ReflectorConfig {
+        stateful: true,
+        session_timeout: Duration::from_secs(1),
+        ..Default::default()
+    };
     let mut r = Reflector::new(cfg, Registry::empty());
     let now = Instant::now();
     let mut buf = vec![0u8; MAX_DATAGRAM];
     r.process(&request_open(0, 1, &[]), &meta(44), now, &clock, &mut buf);
     r.process(&request_open(1, 1, &[]), &meta(44), now, &clock, &mut buf);
     assert_eq!(r.expire_sessions(now + Duration::from_secs(2)), 1);
-    r.process(&request_open(2, 1, &[]), &meta(44), now + Duration::from_secs(2), &clock, &mut buf);
-    assert_eq!(ReflectorPacket::new_checked(&buf[..44], AuthMode::Open).unwrap().sequence_number(), 0);
+    r.process(
+        &request_open(2, 1, &[]),
+        &meta(44),
+        now + Duration::from_secs(2),
+        &clock,
+        &mut buf,
+    );
+    assert_eq!(
+        ReflectorPacket::new_checked(&buf[..44], AuthMode::Open)
+            .unwrap()
+            .sequence_number(),
+        0
+    );
 }
 
 #[test]
@@ -113,7 +154,12 @@ fn twamp_light_41_octets_gets_a_44_octet_reply() {
     let req = request_open(3, 0, &[]);
     let (out, rep) = reflect(&mut r, &req[..41], &meta(41), &clock);
     assert!(matches!(out, Outcome::Reply { len: 44, .. }));
-    assert_eq!(ReflectorPacket::new_checked(&rep[..], AuthMode::Open).unwrap().sender_sequence_number(), 3);
+    assert_eq!(
+        ReflectorPacket::new_checked(&rep[..], AuthMode::Open)
+            .unwrap()
+            .sender_sequence_number(),
+        3
+    );
 }
 
 #[test]
@@ -123,15 +169,24 @@ fn zero_padded_request_is_reflected_untouched_at_full_length() {
     let req = request_open(3, 0, &[0u8; 1456]);
     let (out, rep) = reflect(&mut r, &req, &meta(1500), &clock);
     assert!(matches!(out, Outcome::Reply { len: 1500, .. }));
-    assert!(rep[44..].iter().all(|&b| b == 0), "padding must not be flagged as TLVs");
+    assert!(
+        rep[44..].iter().all(|&b| b == 0),
+        "padding must not be flagged as TLVs"
+    );
 }
 
 #[test]
 fn too_short_requests_are_dropped_and_counted() {
     let clock = ManualClock::new(UnixNanos(T0), TimestampFormat::Ntp);
     let mut r = Reflector::new(ReflectorConfig::default(), Registry::empty());
-    assert_eq!(reflect(&mut r, &[1, 2, 3], &meta(3), &clock).0, Outcome::Drop(DropReason::Truncated));
-    assert_eq!(reflect(&mut r, &[], &meta(0), &clock).0, Outcome::Drop(DropReason::Truncated));
+    assert_eq!(
+        reflect(&mut r, &[1, 2, 3], &meta(3), &clock).0,
+        Outcome::Drop(DropReason::Truncated)
+    );
+    assert_eq!(
+        reflect(&mut r, &[], &meta(0), &clock).0,
+        Outcome::Drop(DropReason::Truncated)
+    );
     assert_eq!(r.stats().dropped_truncated, 2);
 }
 
@@ -158,9 +213,17 @@ fn overrunning_tlv_gets_m_and_the_rest_is_copied() {
 #[test]
 fn ignore_mode_strips_tlvs_and_keeps_length() {
     let clock = ManualClock::new(UnixNanos(T0), TimestampFormat::Ntp);
-    let cfg = ReflectorConfig { tlv_mode: TlvMode::Ignore, ..Default::default() };
+    let cfg = ReflectorConfig {
+        tlv_mode: TlvMode::Ignore,
+        ..Default::default()
+    };
     let mut r = Reflector::new(cfg, Registry::empty());
-    let (out, rep) = reflect(&mut r, &request_open(1, 0, &[0x80, 200, 0, 4, 1, 2, 3, 4]), &meta(52), &clock);
+    let (out, rep) = reflect(
+        &mut r,
+        &request_open(1, 0, &[0x80, 200, 0, 4, 1, 2, 3, 4]),
+        &meta(52),
+        &clock,
+    );
     assert!(matches!(out, Outcome::Reply { len: 52, .. }));
     assert!(rep[44..].iter().all(|&b| b == 0));
 }
@@ -174,7 +237,8 @@ impl TlvHandler for Marker {
         if slot.value().len() != 4 {
             return TlvVerdict::Malformed;
         }
-        slot.value_mut().copy_from_slice(&ctx.reply_seq.to_be_bytes());
+        slot.value_mut()
+            .copy_from_slice(&ctx.reply_seq.to_be_bytes());
         ctx.plan.tos = Some(0x28);
         TlvVerdict::Processed
     }
@@ -182,7 +246,8 @@ impl TlvHandler for Marker {
 
 fn marker_registry() -> Registry {
     let mut reg = Registry::empty();
-    reg.insert("marker", "Marker", "test", "test", 250, Box::new(Marker)).unwrap();
+    reg.insert("marker", "Marker", "test", "test", 250, Box::new(Marker))
+        .unwrap();
     reg
 }
 
@@ -190,8 +255,15 @@ fn marker_registry() -> Registry {
 fn known_tlvs_are_handled_and_flags_cleared() {
     let clock = ManualClock::new(UnixNanos(T0), TimestampFormat::Ntp);
     let mut r = Reflector::new(ReflectorConfig::default(), marker_registry());
-    let (out, rep) = reflect(&mut r, &request_open(9, 0, &[0x80, 250, 0, 4, 0, 0, 0, 0]), &meta(52), &clock);
-    let Outcome::Reply { plan, .. } = out else { panic!("{out:?}") };
+    let (out, rep) = reflect(
+        &mut r,
+        &request_open(9, 0, &[0x80, 250, 0, 4, 0, 0, 0, 0]),
+        &meta(52),
+        &clock,
+    );
+    let Outcome::Reply { plan, .. } = out else {
+        panic!("{out:?}")
+    };
     assert_eq!(plan.tos, Some(0x28));
     assert_eq!(&rep[44..], &[0x00, 250, 0, 4, 0, 0, 0, 9]);
 }
@@ -202,7 +274,10 @@ fn handler_malformed_verdict_stops_processing() {
     let mut r = Reflector::new(ReflectorConfig::default(), marker_registry());
     let tail = [0x80, 250, 0, 2, 0, 0, 0x80, 250, 0, 4, 0, 0, 0, 0];
     let (_, rep) = reflect(&mut r, &request_open(9, 0, &tail), &meta(58), &clock);
-    assert_eq!(&rep[44..], &[0x40, 250, 0, 2, 0, 0, 0x80, 250, 0, 4, 0, 0, 0, 0]);
+    assert_eq!(
+        &rep[44..],
+        &[0x40, 250, 0, 2, 0, 0, 0x80, 250, 0, 4, 0, 0, 0, 0]
+    );
 }
 
 fn key() -> HmacKey {
@@ -212,26 +287,50 @@ fn key() -> HmacKey {
 #[test]
 fn authenticated_round_trip_and_wrong_key_dropped() {
     let clock = ManualClock::new(UnixNanos(T0), TimestampFormat::Ntp);
-    let scfg = SenderConfig { mode: AuthMode::Authenticated, key: Some(key()), ssid: 5, ..Default::default() };
+    let scfg = SenderConfig {
+        mode: AuthMode::Authenticated,
+        key: Some(key()),
+        ssid: 5,
+        ..Default::default()
+    };
     let mut s = SenderSession::new(scfg, Registry::empty(), vec![]).unwrap();
     let mut req = vec![0u8; MAX_DATAGRAM];
     let n = s.build_request(&mut req, Instant::now(), &clock);
     assert_eq!(n, 112);
 
-    let rcfg = ReflectorConfig { mode: AuthMode::Authenticated, key: Some(key()), ..Default::default() };
+    let rcfg = ReflectorConfig {
+        mode: AuthMode::Authenticated,
+        key: Some(key()),
+        ..Default::default()
+    };
     let mut r = Reflector::new(rcfg, Registry::empty());
     clock.advance(1_000_000);
     let (out, rep) = reflect(&mut r, &req[..n], &meta(n), &clock);
     assert!(matches!(out, Outcome::Reply { len: 112, .. }));
     clock.advance(1_000_000);
-    let ev = s.on_reply(&rep, &meta(112), clock.now(), TimestampSource::UserSpace, clock.error_estimate());
-    let ReplyEvent::Matched(rec) = ev else { panic!("{ev:?}") };
+    let ev = s.on_reply(
+        &rep,
+        &meta(112),
+        clock.now(),
+        TimestampSource::UserSpace,
+        clock.error_estimate(),
+    );
+    let ReplyEvent::Matched(rec) = ev else {
+        panic!("{ev:?}")
+    };
     assert_eq!(rec.ssid, 5);
     assert_eq!(rec.rtt_ns, 2_000_000);
 
-    let wrong = ReflectorConfig { mode: AuthMode::Authenticated, key: Some(HmacKey::new(&[9u8; 32])), ..Default::default() };
+    let wrong = ReflectorConfig {
+        mode: AuthMode::Authenticated,
+        key: Some(HmacKey::new(&[9u8; 32])),
+        ..Default::default()
+    };
     let mut r2 = Reflector::new(wrong, Registry::empty());
-    assert_eq!(reflect(&mut r2, &req[..n], &meta(n), &clock).0, Outcome::Drop(DropReason::AuthFailed));
+    assert_eq!(
+        reflect(&mut r2, &req[..n], &meta(n), &clock).0,
+        Outcome::Drop(DropReason::AuthFailed)
+    );
     assert_eq!(r2.stats().dropped_auth_failed, 1);
     assert_eq!(r2.stats().sessions_created, 0);
 }
@@ -239,21 +338,44 @@ fn authenticated_round_trip_and_wrong_key_dropped() {
 #[test]
 fn hmac_tlv_verified_and_recomputed_and_failure_sets_i() {
     let clock = ManualClock::new(UnixNanos(T0), TimestampFormat::Ntp);
-    let tpl = vec![TlvTemplate { tlv_type: TlvType(250), value: vec![0; 4] }];
-    let scfg = SenderConfig { key: Some(key()), tlv_hmac: true, ..Default::default() };
+    let tpl = vec![TlvTemplate {
+        tlv_type: TlvType(250),
+        value: vec![0; 4],
+    }];
+    let scfg = SenderConfig {
+        key: Some(key()),
+        tlv_hmac: true,
+        ..Default::default()
+    };
     let mut s = SenderSession::new(scfg, marker_registry(), tpl).unwrap();
     let mut req = vec![0u8; MAX_DATAGRAM];
     let n = s.build_request(&mut req, Instant::now(), &clock);
     assert_eq!(n, 44 + 8 + 20);
 
-    let rcfg = ReflectorConfig { key: Some(key()), verify_tlv_hmac: true, stateful: true, ..Default::default() };
+    let rcfg = ReflectorConfig {
+        key: Some(key()),
+        verify_tlv_hmac: true,
+        stateful: true,
+        ..Default::default()
+    };
     let mut r = Reflector::new(rcfg, marker_registry());
     let (_, rep) = reflect(&mut r, &req[..n], &meta(n), &clock);
     assert_eq!(rep[44], 0, "marker processed");
     assert_eq!(rep[52], 0, "HMAC TLV accepted");
-    let ev = s.on_reply(&rep, &meta(n), clock.now(), TimestampSource::UserSpace, clock.error_estimate());
-    let ReplyEvent::Matched(rec) = ev else { panic!("{ev:?}") };
-    assert_eq!(rec.tlv_error, None, "reply HMAC TLV verifies over the reply's own seq");
+    let ev = s.on_reply(
+        &rep,
+        &meta(n),
+        clock.now(),
+        TimestampSource::UserSpace,
+        clock.error_estimate(),
+    );
+    let ReplyEvent::Matched(rec) = ev else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(
+        rec.tlv_error, None,
+        "reply HMAC TLV verifies over the reply's own seq"
+    );
 
     // flip a bit in the protected TLV: I on every TLV, nothing processed
     let mut bad = req[..n].to_vec();
@@ -268,7 +390,11 @@ fn hmac_tlv_verified_and_recomputed_and_failure_sets_i() {
 #[test]
 fn hmac_tlv_not_last_is_an_integrity_failure() {
     let clock = ManualClock::new(UnixNanos(T0), TimestampFormat::Ntp);
-    let rcfg = ReflectorConfig { key: Some(key()), verify_tlv_hmac: true, ..Default::default() };
+    let rcfg = ReflectorConfig {
+        key: Some(key()),
+        verify_tlv_hmac: true,
+        ..Default::default()
+    };
     let mut r = Reflector::new(rcfg, marker_registry());
     let mut tail = vec![0x80, 8, 0, 16];
     tail.extend_from_slice(&[0u8; 16]);
@@ -282,9 +408,18 @@ fn hmac_tlv_not_last_is_an_integrity_failure() {
 fn sender_computes_rtt_without_residence_time_and_counts_loss() {
     let clock = ManualClock::new(UnixNanos(T0), TimestampFormat::Ntp);
     let refl_clock = ManualClock::new(UnixNanos(T0 + 5_000_000_000), TimestampFormat::Ptp);
-    let cfg = SenderConfig { timeout: Duration::from_millis(100), ..Default::default() };
+    let cfg = SenderConfig {
+        timeout: Duration::from_millis(100),
+        ..Default::default()
+    };
     let mut s = SenderSession::new(cfg, Registry::empty(), vec![]).unwrap();
-    let mut r = Reflector::new(ReflectorConfig { stateful: true, ..Default::default() }, Registry::empty());
+    let mut r = Reflector::new(
+        ReflectorConfig {
+            stateful: true,
+            ..Default::default()
+        },
+        Registry::empty(),
+    );
     let start = Instant::now();
     let mut buf = vec![0u8; MAX_DATAGRAM];
     for i in 0..10u32 {
@@ -302,11 +437,25 @@ fn sender_computes_rtt_without_residence_time_and_counts_loss() {
         if i == 7 {
             continue; // lost backward
         }
-        let ev = s.on_reply(&rep, &meta(rep.len()), clock.now(), TimestampSource::Kernel, clock.error_estimate());
-        let ReplyEvent::Matched(rec) = ev else { panic!("{ev:?}") };
-        assert_eq!(rec.rtt_ns, 5_000_000, "(T4-T1)-(T3-T2) across NTP and PTP clocks");
+        let ev = s.on_reply(
+            &rep,
+            &meta(rep.len()),
+            clock.now(),
+            TimestampSource::Kernel,
+            clock.error_estimate(),
+        );
+        let ReplyEvent::Matched(rec) = ev else {
+            panic!("{ev:?}")
+        };
+        assert_eq!(
+            rec.rtt_ns, 5_000_000,
+            "(T4-T1)-(T3-T2) across NTP and PTP clocks"
+        );
         assert_eq!(rec.residence_ns, 7_000_000);
-        assert_eq!(rec.forward_ns, None, "clocks not synchronized: no one-way delay");
+        assert_eq!(
+            rec.forward_ns, None,
+            "clocks not synchronized: no one-way delay"
+        );
     }
     assert_eq!(s.expire(start + Duration::from_secs(1)), vec![4, 7]);
     let st = s.stats();
@@ -318,21 +467,62 @@ fn sender_computes_rtt_without_residence_time_and_counts_loss() {
 #[test]
 fn duplicate_and_unknown_replies_are_classified() {
     let clock = ManualClock::new(UnixNanos(T0), TimestampFormat::Ntp);
-    let mut s = SenderSession::new(SenderConfig { ssid: 3, ..Default::default() }, Registry::empty(), vec![]).unwrap();
+    let mut s = SenderSession::new(
+        SenderConfig {
+            ssid: 3,
+            ..Default::default()
+        },
+        Registry::empty(),
+        vec![],
+    )
+    .unwrap();
     let mut r = Reflector::new(ReflectorConfig::default(), Registry::empty());
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let n = s.build_request(&mut buf, Instant::now(), &clock);
     let (_, rep) = reflect(&mut r, &buf[..n], &meta(n), &clock);
     let est = clock.error_estimate();
-    assert!(matches!(s.on_reply(&rep, &meta(n), clock.now(), TimestampSource::UserSpace, est), ReplyEvent::Matched(_)));
-    assert_eq!(s.on_reply(&rep, &meta(n), clock.now(), TimestampSource::UserSpace, est), ReplyEvent::Duplicate(0));
+    assert!(matches!(
+        s.on_reply(&rep, &meta(n), clock.now(), TimestampSource::UserSpace, est),
+        ReplyEvent::Matched(_)
+    ));
+    assert_eq!(
+        s.on_reply(&rep, &meta(n), clock.now(), TimestampSource::UserSpace, est),
+        ReplyEvent::Duplicate(0)
+    );
     let mut other = rep.clone();
     other[24..28].copy_from_slice(&99u32.to_be_bytes());
-    assert!(matches!(s.on_reply(&other, &meta(n), clock.now(), TimestampSource::UserSpace, est), ReplyEvent::Rejected(_)));
+    assert!(matches!(
+        s.on_reply(
+            &other,
+            &meta(n),
+            clock.now(),
+            TimestampSource::UserSpace,
+            est
+        ),
+        ReplyEvent::Rejected(_)
+    ));
     let mut wrong_ssid = rep.clone();
     wrong_ssid[14..16].copy_from_slice(&4u16.to_be_bytes());
-    assert!(matches!(s.on_reply(&wrong_ssid, &meta(n), clock.now(), TimestampSource::UserSpace, est), ReplyEvent::Rejected(_)));
-    assert!(matches!(s.on_reply(&rep[..20], &meta(20), clock.now(), TimestampSource::UserSpace, est), ReplyEvent::Rejected(_)));
+    assert!(matches!(
+        s.on_reply(
+            &wrong_ssid,
+            &meta(n),
+            clock.now(),
+            TimestampSource::UserSpace,
+            est
+        ),
+        ReplyEvent::Rejected(_)
+    ));
+    assert!(matches!(
+        s.on_reply(
+            &rep[..20],
+            &meta(20),
+            clock.now(),
+            TimestampSource::UserSpace,
+            est
+        ),
+        ReplyEvent::Rejected(_)
+    ));
     assert_eq!(s.stats().duplicates, 1);
     assert_eq!(s.stats().rejected_total(), 3);
 }

@@ -13,7 +13,10 @@ use stamp_core::hmac::HmacKey;
 use stamp_core::reflector::{DropReason, Outcome, Reflector, ReflectorConfig};
 use stamp_core::registry::Registry;
 use stamp_core::transport::RecvMeta;
-use stamp_wire::{AuthMode, ReflectorPacket, ReflectorRepr, SenderPacket, SenderRepr, TimestampFormat, TlvIter, MAX_DATAGRAM};
+use stamp_wire::{
+    AuthMode, ReflectorPacket, ReflectorRepr, SenderPacket, SenderRepr, TimestampFormat, TlvIter,
+    MAX_DATAGRAM,
+};
 
 #[derive(Debug, Clone)]
 struct Datagram {
@@ -25,8 +28,12 @@ struct Datagram {
 }
 
 fn load(name: &str) -> Vec<Datagram> {
-    let path = format!("{}/../../tests/fixtures/vectors/{name}", env!("CARGO_MANIFEST_DIR"));
-    let mut r = PcapNgReader::new(File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"))).unwrap();
+    let path = format!(
+        "{}/../../tests/fixtures/vectors/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let mut r =
+        PcapNgReader::new(File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"))).unwrap();
     let mut out = Vec::new();
     while let Some(block) = r.next_block() {
         let data = match block.unwrap() {
@@ -45,7 +52,13 @@ fn load(name: &str) -> Vec<Datagram> {
             0x86DD => {
                 let s: [u8; 16] = ip[8..24].try_into().unwrap();
                 let d: [u8; 16] = ip[24..40].try_into().unwrap();
-                (s.into(), d.into(), ip[7], (ip[0] << 4) | (ip[1] >> 4), &ip[40..])
+                (
+                    s.into(),
+                    d.into(),
+                    ip[7],
+                    (ip[0] << 4) | (ip[1] >> 4),
+                    &ip[40..],
+                )
             }
             other => panic!("ethertype {other:#x}"),
         };
@@ -96,7 +109,11 @@ fn check_reflection(mode: AuthMode, req: &[u8], rep: &[u8], ttl: u8) {
     assert!(p.mbz_is_zero());
 }
 
-fn replay(name: &str, reflector_port: u16, cfg: ReflectorConfig) -> Vec<(Datagram, Outcome, Vec<u8>)> {
+fn replay(
+    name: &str,
+    reflector_port: u16,
+    cfg: ReflectorConfig,
+) -> Vec<(Datagram, Outcome, Vec<u8>)> {
     let clock = ManualClock::new(UnixNanos(1_763_800_000_000_000_000), TimestampFormat::Ntp);
     let mut r = Reflector::new(cfg, Registry::empty());
     let all = load(name);
@@ -121,8 +138,11 @@ fn rfc8762cli_requests_parse_and_replies_are_valid_reflector_packets() {
     let (reqs, reps) = split(&all, 8862);
     assert_eq!((reqs.len(), reps.len()), (5, 5));
     for (q, p) in reqs.iter().zip(&reps) {
-        let q = SenderRepr::parse(&SenderPacket::new_checked(&q.payload[..], AuthMode::Open).unwrap());
-        let r = ReflectorRepr::parse(&ReflectorPacket::new_checked(&p.payload[..], AuthMode::Open).unwrap());
+        let q =
+            SenderRepr::parse(&SenderPacket::new_checked(&q.payload[..], AuthMode::Open).unwrap());
+        let r = ReflectorRepr::parse(
+            &ReflectorPacket::new_checked(&p.payload[..], AuthMode::Open).unwrap(),
+        );
         assert_eq!(r.sender_sequence_number, q.sequence_number);
         assert_eq!(r.sender_timestamp, q.timestamp);
         assert_eq!(r.sender_ttl, 255, "their sender sends with TTL 255");
@@ -144,7 +164,10 @@ fn twampy_41_octet_requests_get_44_octet_replies() {
     let all = load("twampy.pcap");
     let (reqs, reps) = split(&all, 20001);
     assert!(reqs.iter().all(|d| d.payload.len() == 41));
-    assert!(reps.iter().all(|d| d.payload.len() == 38), "twampy replies are TWAMP-Light sized");
+    assert!(
+        reps.iter().all(|d| d.payload.len() == 38),
+        "twampy replies are TWAMP-Light sized"
+    );
     let out = replay("twampy.pcap", 20001, ReflectorConfig::default());
     assert_eq!(out.len(), 10);
     for (d, o, rep) in out {
@@ -169,14 +192,27 @@ fn teaparty_unauthenticated_requests_replayed() {
         }
         for t in TlvIter::new(area) {
             let t = t.unwrap();
-            assert!(t.flags.unrecognized(), "type {} at {}", t.tlv_type, t.offset);
+            assert!(
+                t.flags.unrecognized(),
+                "type {} at {}",
+                t.tlv_type,
+                t.offset
+            );
             let q = &d.payload[44 + t.offset + 4..44 + t.offset + 4 + t.value.len()];
             assert_eq!(t.value, q);
         }
     }
-    let zero_padded = out.iter().find(|(d, ..)| d.payload.len() == 100 && d.payload[44..].iter().all(|&b| b == 0));
-    assert!(zero_padded.is_some(), "the capture holds a zero-padded 100-octet request");
-    let short = out.iter().find(|(d, ..)| d.payload.len() == 41).expect("41-octet request");
+    let zero_padded = out
+        .iter()
+        .find(|(d, ..)| d.payload.len() == 100 && d.payload[44..].iter().all(|&b| b == 0));
+    assert!(
+        zero_padded.is_some(),
+        "the capture holds a zero-padded 100-octet request"
+    );
+    let short = out
+        .iter()
+        .find(|(d, ..)| d.payload.len() == 41)
+        .expect("41-octet request");
     assert_eq!(short.2.len(), 44);
 }
 
@@ -186,8 +222,13 @@ fn teaparty_replies_are_valid_reflector_packets() {
     let (reqs, reps) = split(&all, 8863);
     assert!(reps.len() >= 9);
     for p in reps {
-        let r = ReflectorRepr::parse(&ReflectorPacket::new_checked(&p.payload[..], AuthMode::Open).unwrap());
-        let q = reqs.iter().find(|q| q.src == p.dst && q.payload[..4] == r.sender_sequence_number.to_be_bytes()).unwrap();
+        let r = ReflectorRepr::parse(
+            &ReflectorPacket::new_checked(&p.payload[..], AuthMode::Open).unwrap(),
+        );
+        let q = reqs
+            .iter()
+            .find(|q| q.src == p.dst && q.payload[..4] == r.sender_sequence_number.to_be_bytes())
+            .unwrap();
         assert_eq!(p.payload.len(), q.payload.len());
         assert_eq!(r.sender_timestamp.0.to_be_bytes(), q.payload[4..12]);
         // teaparty's stateful counter starts at the first sequence + 1
@@ -205,19 +246,36 @@ fn teaparty_authenticated_exchange_verifies_with_key_testing() {
     let key = HmacKey::new(b"testing");
     // frames 1 and 2: request and reply whose base HMAC verifies
     for d in &all[..2] {
-        assert!(key.verify(&[&d.payload[..96]], &d.payload[96..112]), "{:?}", d.src);
+        assert!(
+            key.verify(&[&d.payload[..96]], &d.payload[96..112]),
+            "{:?}",
+            d.src
+        );
     }
     // frame 3 does not verify (and got no reply)
     assert!(!key.verify(&[&all[2].payload[..96]], &all[2].payload[96..112]));
 
-    let cfg = ReflectorConfig { mode: AuthMode::Authenticated, key: Some(key.clone()), ..Default::default() };
+    let cfg = ReflectorConfig {
+        mode: AuthMode::Authenticated,
+        key: Some(key.clone()),
+        ..Default::default()
+    };
     let out = replay("teaparty-auth.pcap", 8863, cfg);
     assert_eq!(out.len(), 2);
     let (d, o, rep) = &out[0];
     assert!(matches!(o, Outcome::Reply { len: 208, .. }), "{o:?}");
     check_reflection(AuthMode::Authenticated, &d.payload, rep, 64);
-    assert_eq!(ReflectorRepr::parse(&ReflectorPacket::new_checked(&rep[..], AuthMode::Authenticated).unwrap()).ssid, 5);
-    assert!(key.verify(&[&rep[..96]], &rep[96..112]), "our reply's base HMAC verifies with the same key");
+    assert_eq!(
+        ReflectorRepr::parse(
+            &ReflectorPacket::new_checked(&rep[..], AuthMode::Authenticated).unwrap()
+        )
+        .ssid,
+        5
+    );
+    assert!(
+        key.verify(&[&rep[..96]], &rep[96..112]),
+        "our reply's base HMAC verifies with the same key"
+    );
     assert_eq!(out[1].1, Outcome::Drop(DropReason::AuthFailed));
 }
 
@@ -234,8 +292,16 @@ fn twampy_38_octet_replies_are_accepted_by_our_sender() {
         s.build_request(&mut buf, Instant::now(), &clock);
     }
     for p in &reps {
-        let ev = s.on_reply(&p.payload, &meta_of(p), clock.now(), TimestampSource::UserSpace, clock.error_estimate());
-        let ReplyEvent::Matched(rec) = ev else { panic!("{ev:?}") };
+        let ev = s.on_reply(
+            &p.payload,
+            &meta_of(p),
+            clock.now(),
+            TimestampSource::UserSpace,
+            clock.error_estimate(),
+        );
+        let ReplyEvent::Matched(rec) = ev else {
+            panic!("{ev:?}")
+        };
         assert_eq!(rec.sender_ttl, 0, "twampy returns no TTL");
         assert_eq!(rec.residence_ns, 0, "twampy sets T3 = T2");
     }

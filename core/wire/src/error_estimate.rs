@@ -19,7 +19,12 @@ impl ErrorEstimate {
     const Z: u16 = 0x4000;
 
     /// Build from its parts; `scale` is masked to 6 bits.
-    pub const fn new(synchronized: bool, format: TimestampFormat, scale: u8, multiplier: u8) -> Self {
+    pub const fn new(
+        synchronized: bool,
+        format: TimestampFormat,
+        scale: u8,
+        multiplier: u8,
+    ) -> Self {
         let mut v = ((scale as u16 & 0x3F) << 8) | multiplier as u16;
         if synchronized {
             v |= Self::S;
@@ -93,28 +98,52 @@ mod tests {
         assert_eq!(e.0, 0x0101);
         assert!(!e.is_synchronized());
         assert_eq!(e.format(), TimestampFormat::Ntp);
-        assert_eq!(ErrorEstimate(0x8000).is_synchronized(), true);
+        assert!(ErrorEstimate(0x8000).is_synchronized());
         assert_eq!(ErrorEstimate(0x4000).format(), TimestampFormat::Ptp);
     }
 
     #[test]
     fn error_seconds_follows_rfc4656() {
         // Multiplier 1, Scale 0 -> 2^-32 s
-        assert_eq!(ErrorEstimate::new(false, TimestampFormat::Ntp, 0, 1).error_seconds(), 1.0 / 4_294_967_296.0);
+        assert_eq!(
+            ErrorEstimate::new(false, TimestampFormat::Ntp, 0, 1).error_seconds(),
+            1.0 / 4_294_967_296.0
+        );
         // Multiplier 1, Scale 32 -> 1 s
-        assert_eq!(ErrorEstimate::new(false, TimestampFormat::Ntp, 32, 1).error_seconds(), 1.0);
-        assert_eq!(ErrorEstimate::new(false, TimestampFormat::Ntp, 33, 3).error_seconds(), 6.0);
+        assert_eq!(
+            ErrorEstimate::new(false, TimestampFormat::Ntp, 32, 1).error_seconds(),
+            1.0
+        );
+        assert_eq!(
+            ErrorEstimate::new(false, TimestampFormat::Ntp, 33, 3).error_seconds(),
+            6.0
+        );
     }
 
     #[test]
     fn from_error_bounds_the_error() {
-        for nanos in [0u64, 1, 999, 1_000, 250_000, 1_000_000, 16_000_000, 1_000_000_000] {
+        for nanos in [
+            0u64,
+            1,
+            999,
+            1_000,
+            250_000,
+            1_000_000,
+            16_000_000,
+            1_000_000_000,
+        ] {
             let e = ErrorEstimate::from_error_nanos(true, TimestampFormat::Ntp, nanos);
             assert!(e.multiplier() >= 1);
-            assert!(e.error_seconds() * 1e9 >= nanos as f64 * 0.999_999, "{nanos}: {e:?}");
+            assert!(
+                e.error_seconds() * 1e9 >= nanos as f64 * 0.999_999,
+                "{nanos}: {e:?}"
+            );
             // and not grossly over: within a factor of 2 once above the 2^-32 floor
             if nanos > 100 {
-                assert!(e.error_seconds() * 1e9 <= nanos as f64 * 2.0, "{nanos}: {e:?}");
+                assert!(
+                    e.error_seconds() * 1e9 <= nanos as f64 * 2.0,
+                    "{nanos}: {e:?}"
+                );
             }
         }
     }

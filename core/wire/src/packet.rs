@@ -1,6 +1,8 @@
 //! Views and representations of the four STAMP base packets.
 
-use crate::field::{reflector_auth as ra, reflector_open as ro, sender_auth as sa, sender_open as so, Field};
+use crate::field::{
+    reflector_auth as ra, reflector_open as ro, sender_auth as sa, sender_open as so, Field,
+};
 use crate::{ErrorEstimate, Timestamp, WireError};
 
 /// Largest datagram the suite handles: a full 9000-octet jumbo frame payload
@@ -66,10 +68,16 @@ struct SenderLayout {
 
 const fn sender_layout(mode: AuthMode) -> SenderLayout {
     match mode {
-        AuthMode::Open => SenderLayout { timestamp: so::TIMESTAMP, error_estimate: so::ERROR_ESTIMATE, ssid: so::SSID },
-        AuthMode::Authenticated => {
-            SenderLayout { timestamp: sa::TIMESTAMP, error_estimate: sa::ERROR_ESTIMATE, ssid: sa::SSID }
-        }
+        AuthMode::Open => SenderLayout {
+            timestamp: so::TIMESTAMP,
+            error_estimate: so::ERROR_ESTIMATE,
+            ssid: so::SSID,
+        },
+        AuthMode::Authenticated => SenderLayout {
+            timestamp: sa::TIMESTAMP,
+            error_estimate: sa::ERROR_ESTIMATE,
+            ssid: sa::SSID,
+        },
     }
 }
 
@@ -115,11 +123,17 @@ impl<T: AsRef<[u8]>> SenderPacket<T> {
     }
     /// Timestamp (T1).
     pub fn timestamp(&self) -> Timestamp {
-        Timestamp(get_u64(self.buffer.as_ref(), sender_layout(self.mode).timestamp))
+        Timestamp(get_u64(
+            self.buffer.as_ref(),
+            sender_layout(self.mode).timestamp,
+        ))
     }
     /// Error Estimate of T1.
     pub fn error_estimate(&self) -> ErrorEstimate {
-        ErrorEstimate(get_u16(self.buffer.as_ref(), sender_layout(self.mode).error_estimate))
+        ErrorEstimate(get_u16(
+            self.buffer.as_ref(),
+            sender_layout(self.mode).error_estimate,
+        ))
     }
     /// Session-Sender Identifier (0 = none).
     pub fn ssid(&self) -> u16 {
@@ -305,11 +319,17 @@ impl<T: AsRef<[u8]>> ReflectorPacket<T> {
     }
     /// Timestamp (T3).
     pub fn timestamp(&self) -> Timestamp {
-        Timestamp(get_u64(self.buffer.as_ref(), reflector_layout(self.mode).timestamp))
+        Timestamp(get_u64(
+            self.buffer.as_ref(),
+            reflector_layout(self.mode).timestamp,
+        ))
     }
     /// Error Estimate of T2 and T3.
     pub fn error_estimate(&self) -> ErrorEstimate {
-        ErrorEstimate(get_u16(self.buffer.as_ref(), reflector_layout(self.mode).error_estimate))
+        ErrorEstimate(get_u16(
+            self.buffer.as_ref(),
+            reflector_layout(self.mode).error_estimate,
+        ))
     }
     /// SSID echoed from the request.
     pub fn ssid(&self) -> u16 {
@@ -317,7 +337,10 @@ impl<T: AsRef<[u8]>> ReflectorPacket<T> {
     }
     /// Receive Timestamp (T2).
     pub fn receive_timestamp(&self) -> Timestamp {
-        Timestamp(get_u64(self.buffer.as_ref(), reflector_layout(self.mode).receive_timestamp))
+        Timestamp(get_u64(
+            self.buffer.as_ref(),
+            reflector_layout(self.mode).receive_timestamp,
+        ))
     }
     /// Session-Sender Sequence Number.
     pub fn sender_sequence_number(&self) -> u32 {
@@ -325,11 +348,17 @@ impl<T: AsRef<[u8]>> ReflectorPacket<T> {
     }
     /// Session-Sender Timestamp (T1).
     pub fn sender_timestamp(&self) -> Timestamp {
-        Timestamp(get_u64(self.buffer.as_ref(), reflector_layout(self.mode).sender_timestamp))
+        Timestamp(get_u64(
+            self.buffer.as_ref(),
+            reflector_layout(self.mode).sender_timestamp,
+        ))
     }
     /// Session-Sender Error Estimate.
     pub fn sender_error_estimate(&self) -> ErrorEstimate {
-        ErrorEstimate(get_u16(self.buffer.as_ref(), reflector_layout(self.mode).sender_error_estimate))
+        ErrorEstimate(get_u16(
+            self.buffer.as_ref(),
+            reflector_layout(self.mode).sender_error_estimate,
+        ))
     }
     /// Session-Sender TTL / Hop Limit as the reflector received it.
     pub fn sender_ttl(&self) -> u8 {
@@ -498,8 +527,8 @@ mod tests {
 
     // WIRE.md §11: sequence 7, NTP 0xE9E10000.80000000, S=0 Z=0 Scale 0 Mult 1, SSID 0x1234.
     const SENDER_OPEN: [u8; 44] = [
-        0x00, 0x00, 0x00, 0x07, 0xE9, 0xE1, 0x00, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00, 0x01, 0x12, 0x34, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0x00, 0x00, 0x00, 0x07, 0xE9, 0xE1, 0x00, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00, 0x01, 0x12,
+        0x34, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
     ];
 
     #[test]
@@ -530,7 +559,10 @@ mod tests {
 
     #[test]
     fn sender_rejects_short_buffers() {
-        assert_eq!(SenderPacket::new_checked(&SENDER_OPEN[..43], AuthMode::Open).unwrap_err(), WireError::Truncated);
+        assert_eq!(
+            SenderPacket::new_checked(&SENDER_OPEN[..43], AuthMode::Open).unwrap_err(),
+            WireError::Truncated
+        );
         assert_eq!(
             SenderPacket::new_checked(&[0u8; 111][..], AuthMode::Authenticated).unwrap_err(),
             WireError::Truncated
@@ -551,7 +583,10 @@ mod tests {
         p.hmac_mut().unwrap().fill(0xCC);
         assert_eq!(&buf[0..4], &[1, 2, 3, 4]);
         assert!(buf[4..16].iter().all(|&b| b == 0));
-        assert_eq!(&buf[16..24], &[0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18]);
+        assert_eq!(
+            &buf[16..24],
+            &[0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18]
+        );
         assert_eq!(&buf[24..26], &[0x80, 0x01]);
         assert_eq!(&buf[26..28], &[0xBE, 0xEF]);
         assert!(buf[28..96].iter().all(|&b| b == 0));

@@ -63,7 +63,11 @@ impl Timestamp {
         match format {
             TimestampFormat::Ntp => {
                 // RFC 4330 §3: MSB clear means the 2036-2104 era.
-                let secs_1900 = if hi & 0x8000_0000 == 0 { hi + (1 << 32) } else { hi };
+                let secs_1900 = if hi & 0x8000_0000 == 0 {
+                    hi + (1 << 32)
+                } else {
+                    hi
+                };
                 if secs_1900 < NTP_UNIX_OFFSET_SECS {
                     return None;
                 }
@@ -101,7 +105,13 @@ mod tests {
 
     #[test]
     fn ntp_round_trips_within_one_nanosecond() {
-        for nanos in [0u64, 1, 999_999_999, 1_700_000_000_123_456_789, 2_085_978_495_999_999_999] {
+        for nanos in [
+            0u64,
+            1,
+            999_999_999,
+            1_700_000_000_123_456_789,
+            2_085_978_495_999_999_999,
+        ] {
             let ts = Timestamp::from_unix_nanos(TimestampFormat::Ntp, nanos);
             let back = ts.to_unix_nanos(TimestampFormat::Ntp).unwrap();
             assert!(back.abs_diff(nanos) <= 1, "{nanos} -> {back}");
@@ -123,8 +133,14 @@ mod tests {
         // 2040-01-01T00:00:00Z = 2208988800 unix; NTP seconds wrap to era 1.
         let unix = 2_208_988_800u64;
         let ts = Timestamp::from_unix_nanos(TimestampFormat::Ntp, unix * NANOS_PER_SEC);
-        assert_eq!(ts.seconds() as u64, (unix + NTP_UNIX_OFFSET_SECS) - (1 << 32));
-        assert_eq!(ts.to_unix_nanos(TimestampFormat::Ntp), Some(unix * NANOS_PER_SEC));
+        assert_eq!(
+            ts.seconds() as u64,
+            (unix + NTP_UNIX_OFFSET_SECS) - (1 << 32)
+        );
+        assert_eq!(
+            ts.to_unix_nanos(TimestampFormat::Ntp),
+            Some(unix * NANOS_PER_SEC)
+        );
     }
 
     #[test]
@@ -143,11 +159,17 @@ mod tests {
 
     #[test]
     fn ptp_rejects_nanoseconds_past_one_second() {
-        assert_eq!(Timestamp((1 << 32) | 1_000_000_000).to_unix_nanos(TimestampFormat::Ptp), None);
+        assert_eq!(
+            Timestamp((1 << 32) | 1_000_000_000).to_unix_nanos(TimestampFormat::Ptp),
+            None
+        );
     }
 
     #[test]
     fn ntp_before_1970_is_not_a_unix_time() {
-        assert_eq!(Timestamp(0x8000_0000_0000_0000).to_unix_nanos(TimestampFormat::Ntp), None);
+        assert_eq!(
+            Timestamp(0x8000_0000_0000_0000).to_unix_nanos(TimestampFormat::Ntp),
+            None
+        );
     }
 }

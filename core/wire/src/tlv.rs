@@ -266,7 +266,11 @@ pub struct TlvIter<'a> {
 impl<'a> TlvIter<'a> {
     /// Iterate the TLVs in `data`.
     pub const fn new(data: &'a [u8]) -> Self {
-        TlvIter { data, offset: 0, done: false }
+        TlvIter {
+            data,
+            offset: 0,
+            done: false,
+        }
     }
     /// Offset of the next TLV (or of the error) from the start of the area.
     pub const fn offset(&self) -> usize {
@@ -284,7 +288,12 @@ impl<'a> Iterator for TlvIter<'a> {
         let rest = &self.data[self.offset..];
         match Tlv::new_checked(rest) {
             Ok(t) => {
-                let item = TlvRef { offset: self.offset, flags: t.flags(), tlv_type: t.tlv_type(), value: &rest[HEADER_LEN..t.total_len()] };
+                let item = TlvRef {
+                    offset: self.offset,
+                    flags: t.flags(),
+                    tlv_type: t.tlv_type(),
+                    value: &rest[HEADER_LEN..t.total_len()],
+                };
                 self.offset += t.total_len();
                 Some(Ok(item))
             }
@@ -321,14 +330,22 @@ mod tests {
         let v: Vec<_> = TlvIter::new(&area).collect();
         assert_eq!(v.len(), 2);
         let a = v[0].unwrap();
-        assert_eq!((a.offset, a.tlv_type, a.flags, a.value), (0, TlvType::CLASS_OF_SERVICE, TlvFlags::U, &area[4..8]));
+        assert_eq!(
+            (a.offset, a.tlv_type, a.flags, a.value),
+            (0, TlvType::CLASS_OF_SERVICE, TlvFlags::U, &area[4..8])
+        );
         let b = v[1].unwrap();
-        assert_eq!((b.offset, b.tlv_type, b.value.len()), (8, TlvType::EXTRA_PADDING, 3));
+        assert_eq!(
+            (b.offset, b.tlv_type, b.value.len()),
+            (8, TlvType::EXTRA_PADDING, 3)
+        );
     }
 
     #[test]
     fn stops_at_value_overrun() {
-        let area = [0x80, 4, 0, 4, 0, 0, 0, 0, 0x80, 1, 0, 9, 1, 2, 0x80, 1, 0, 0];
+        let area = [
+            0x80, 4, 0, 4, 0, 0, 0, 0, 0x80, 1, 0, 9, 1, 2, 0x80, 1, 0, 0,
+        ];
         let v: Vec<_> = TlvIter::new(&area).collect();
         assert_eq!(v.len(), 2);
         assert_eq!(v[1], Err((8, TlvError::ValueOverrun)));
@@ -338,7 +355,18 @@ mod tests {
     fn stops_at_truncated_header() {
         let area = [0x80, 1, 0, 0, 0x80, 1];
         let v: Vec<_> = TlvIter::new(&area).collect();
-        assert_eq!(v, [Ok(TlvRef { offset: 0, flags: TlvFlags::U, tlv_type: TlvType(1), value: &[] }), Err((4, TlvError::TruncatedHeader))]);
+        assert_eq!(
+            v,
+            [
+                Ok(TlvRef {
+                    offset: 0,
+                    flags: TlvFlags::U,
+                    tlv_type: TlvType(1),
+                    value: &[]
+                }),
+                Err((4, TlvError::TruncatedHeader))
+            ]
+        );
     }
 
     #[test]
@@ -359,7 +387,13 @@ mod tests {
 
     #[test]
     fn checked_view_rejects_bad_lengths() {
-        assert_eq!(Tlv::new_checked(&[0u8, 1, 0][..]).unwrap_err(), TlvError::TruncatedHeader);
-        assert_eq!(Tlv::new_checked(&[0u8, 1, 0, 1][..]).unwrap_err(), TlvError::ValueOverrun);
+        assert_eq!(
+            Tlv::new_checked(&[0u8, 1, 0][..]).unwrap_err(),
+            TlvError::TruncatedHeader
+        );
+        assert_eq!(
+            Tlv::new_checked(&[0u8, 1, 0, 1][..]).unwrap_err(),
+            TlvError::ValueOverrun
+        );
     }
 }

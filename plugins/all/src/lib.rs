@@ -1,0 +1,34 @@
+//! Link-only facade over the TLV plugin crates.
+//!
+//! A plugin crate that is only named in Cargo.toml is not linked, and the
+//! `inventory` records it submits silently vanish. Each enabled plugin is
+//! therefore named here with `use … as _;`, and `unused_crate_dependencies`
+//! is denied so a plugin added to Cargo.toml but not here fails the build.
+#![forbid(unsafe_code)]
+#![deny(unused_crate_dependencies)]
+
+use stamp_core as _;
+
+#[cfg(feature = "rfc8972")]
+use stamp_tlv_rfc8972 as _;
+
+/// Plugin keys this facade links, with their default type codes, for the
+/// enabled features (what `--list-tlvs` must show).
+pub fn expected_plugins() -> Vec<(&'static str, u8)> {
+    #[allow(unused_mut)]
+    let mut v: Vec<(&'static str, u8)> = Vec::new();
+    #[cfg(feature = "rfc8972")]
+    v.extend([
+        ("extra-padding", 1),
+        ("location", 2),
+        ("timestamp-information", 3),
+        ("class-of-service", 4),
+        ("direct-measurement", 5),
+        ("access-report", 6),
+        ("follow-up-telemetry", 7),
+    ]);
+    v
+}
+
+/// Make sure the linker keeps the plugin crates: call once at start-up.
+pub fn link() {}
