@@ -206,11 +206,14 @@ impl SenderStats {
     /// Loss per direction, when the reflector numbers its replies itself.
     pub fn directional_loss(&self) -> Option<DirectionalLoss> {
         let ((s0, r0), (s1, r1)) = self.span?;
-        if self.stateful_replies == 0 {
-            return None;
-        }
         let sent_span = s1.wrapping_sub(s0) as u64;
         let refl_span = r1.wrapping_sub(r0) as u64;
+        if self.stateful_replies == 0 && self.span_received != sent_span + 1 {
+            // Every reply carried our own sequence number: a stateless
+            // reflector, or a stateful one that lost nothing forward. With
+            // losses in the span the two cannot be told apart.
+            return None;
+        }
         Some(DirectionalLoss {
             forward: sent_span.saturating_sub(refl_span),
             backward: (refl_span + 1).saturating_sub(self.span_received),

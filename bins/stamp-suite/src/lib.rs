@@ -1,0 +1,15 @@
+//! The stamp-suite binaries: command line, logging, and the tokio drivers
+//! that run the sans-I/O reflector and sender over UDP.
+#![forbid(unsafe_code)]
+
+mod app;
+mod reflector_run;
+mod report;
+mod sender_run;
+mod shutdown;
+
+pub use app::main_for;
+pub use stamp_config::Role;
+
+// The binaries carry these as dependencies only for their own `main`.
+use clap as _;

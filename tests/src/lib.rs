@@ -1,0 +1,225 @@
+//! Test harness: find the built binaries, start reflectors and senders as
+//! processes on loopback, and read what they print.
+//!
+//! The binaries must be built first (`cargo build --workspace --bins`, which
+//! the README's test command does).
+#![forbid(unsafe_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use libc as _;
+
+/// Path of a workspace binary in the same target directory as this test.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/<test>-<hash>
+    let dir = exe.parent().and_then(|p| p.parent()).expect("target dir");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is not built: run `cargo build --workspace --bins` first",
+        path.display()
+    );
+    path
+}
+
+/// A running reflector process.
+pub struct Reflector {
+    child: Option<Child>,
+    /// Address it listens on.
+    pub addr: SocketAddr,
+    stdout: Option<std::process::ChildStdout>,
+    stderr_rest: mpsc::Receiver<String>,
+}
+
+impl Reflector {
+    /// Start `binary` with `args` plus `-o 0` (unless a port is given) and
+    /// wait for its "listening on" line.
+    pub fn start_with(binary: &str, args: &[&str], envs: &[(&str, &str)]) -> Reflector {
+        let mut cmd = Command::new(bin(binary));
+        cmd.args(args);
+        if !args.iter().any(|a| *a == "-o" || *a == "--local-port") {
+            cmd.args(["-o", "0"]);
+        }
+        cmd.env_remove("STAMP_HMAC_KEY");
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn reflector");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let addr = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(a) = line.strip_prefix("stamp reflector listening on ") {
+                        break a.trim().parse().expect("listening address");
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    let out = child.wait_with_output().unwrap();
+                    panic!(
+                        "reflector did not start: {}",
+                        String::from_utf8_lossy(&out.stdout)
+                    );
+                }
+            }
+        };
+        let stdout = child.stdout.take();
+        Reflector {
+            child: Some(child),
+            addr,
+            stdout,
+            stderr_rest: rx,
+        }
+    }
+
+    /// `stamp-suite -i` with `args`.
+    pub fn start(args: &[&str]) -> Reflector {
+        let mut a = vec!["-i"];
+        a.extend_from_slice(args);
+        Self::start_with("stamp-suite", &a, &[])
+    }
+
+    /// Port it listens on.
+    pub fn port(&self) -> String {
+        self.addr.port().to_string()
+    }
+
+    /// Process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// Send SIGINT (Ctrl-C) and collect the exit status, stdout and the time
+    /// it took to exit. Panics after 10 s.
+    pub fn interrupt(mut self) -> (ExitStatus, String, Duration) {
+        let child = self.child.as_mut().unwrap();
+        let pid = child.id().to_string();
+        let t0 = Instant::now();
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .expect("kill");
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if t0.elapsed() > Duration::from_secs(10) {
+                let _ = child.kill();
+                panic!("reflector ignored SIGINT");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let took = t0.elapsed();
+        let mut out = String::new();
+        if let Some(mut s) = self.stdout.take() {
+            let _ = s.read_to_string(&mut out);
+        }
+        self.child = None;
+        (status, out, took)
+    }
+
+    /// Lines the reflector wrote to stderr so far.
+    pub fn stderr_lines(&self) -> Vec<String> {
+        self.stderr_rest.try_iter().collect()
+    }
+}
+
+impl Drop for Reflector {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Run `binary args` to completion (bounded by `limit`).
+pub fn run(binary: &str, args: &[&str], envs: &[(&str, &str)], limit: Duration) -> Output {
+    let mut cmd = Command::new(bin(binary));
+    cmd.args(args).env_remove("STAMP_HMAC_KEY");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let t0 = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if t0.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "{binary} {args:?} did not finish within {limit:?}\nstdout: {}\nstderr: {}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// `stamp-suite` as a sender against `target` (`ADDR` or `[ADDR]`).
+pub fn sender(target: &str, port: &str, extra: &[&str]) -> Output {
+    let mut a = vec!["-r", target, "-p", port];
+    a.extend_from_slice(extra);
+    run("stamp-suite", &a, &[], Duration::from_secs(60))
+}
+
+/// Value of `Key: value` in a text summary.
+pub fn field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(": ")))
+        .map(str::trim)
+}
+
+/// The leading integer of `Key: N …`.
+pub fn count(text: &str, key: &str) -> u64 {
+    let v = field(text, key).unwrap_or_else(|| panic!("no {key:?} in:\n{text}"));
+    v.split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap_or_else(|_| panic!("{key}: {v}"))
+}
+
+/// CPU time (user + system) of a process in clock ticks, from /proc.
+pub fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("proc stat");
+    // Fields after the ")" of the command name: state is field 3; utime 14, stime 15.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+/// Parse every line of `s` that is a JSON object.
+pub fn json_lines(s: &str) -> Vec<serde_json::Value> {
+    s.lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect()
+}
