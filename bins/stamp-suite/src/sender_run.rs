@@ -75,7 +75,10 @@ pub async fn run(s: &Settings, registry: Registry) -> Result<ExitCode, String> {
         mode: s.auth_mode,
         ssid: s.ssid,
         key: s.hmac_key.as_deref().map(HmacKey::new),
-        tlv_hmac: s.tlv_options.flag("tlv-hmac"),
+        // On a sender, --verify-tlv-hmac adds the HMAC TLV to unauthenticated
+        // requests and verifies the reflector's (RFC 8972 §4.8 asks for a
+        // switch); authenticated mode adds it whenever TLVs are present.
+        tlv_hmac: s.verify_tlv_hmac || s.tlv_options.flag("tlv-hmac"),
         timeout: s.timeout,
         first_seq: 0,
         assume_synchronized: s.clock_synchronized == Some(true),
