@@ -301,3 +301,37 @@ fn stamp_reflector_and_stamp_sender_binaries_share_the_code() {
     assert!(out.status.success(), "{out:?}");
     assert_eq!(count(&stdout(&out), "Packets received"), 2);
 }
+
+#[test]
+fn ptp_timestamps_on_both_sides_and_mixed_formats() {
+    for (refl, send) in [("PTP", "PTP"), ("NTP", "PTP"), ("PTP", "NTP")] {
+        let r = Reflector::start(&["-S", "127.0.0.1", "-K", refl]);
+        let out = sender(
+            "127.0.0.1",
+            &r.port(),
+            &[
+                "-c",
+                "3",
+                "-d",
+                "5",
+                "-K",
+                send,
+                "--output-format",
+                "json",
+                "-R",
+            ],
+        );
+        assert!(out.status.success(), "{refl}/{send}: {out:?}");
+        let v = json_lines(&stdout(&out));
+        let pkts: Vec<_> = v.iter().filter(|x| x["type"] == "packet").collect();
+        assert_eq!(pkts.len(), 3, "{refl}/{send}");
+        for p in pkts {
+            // each timestamp is decoded with the format its own Error
+            // Estimate names, so RTT stays a loopback RTT whatever mix
+            let rtt = p["rtt_ms"].as_f64().unwrap();
+            assert!(rtt > 0.0 && rtt < 50.0, "{refl}/{send}: rtt {rtt}");
+            let z = p["reflector_error_estimate"].as_u64().unwrap() & 0x4000 != 0;
+            assert_eq!(z, refl == "PTP", "Z bit names the reflector's format");
+        }
+    }
+}
