@@ -335,3 +335,22 @@ fn ptp_timestamps_on_both_sides_and_mixed_formats() {
         }
     }
 }
+
+#[test]
+fn location_reports_the_real_destination_on_a_wildcard_bind() {
+    // bound to 0.0.0.0 and ::, the reflector still learns the address each
+    // request was sent to (IP_PKTINFO / IPV6_PKTINFO) for the Location TLV
+    for (bind, target, expect) in [
+        ("0.0.0.0", "127.0.0.1", "dst 127.0.0.1:"),
+        ("::", "::1", "dst [::1]:"),
+    ] {
+        let r = Reflector::start(&["-S", bind]);
+        let out = sender(target, &r.port(), &["-c", "1", "-R", "--location"]);
+        assert!(out.status.success(), "{out:?}");
+        let t = stdout(&out);
+        assert!(
+            t.contains(&format!("[location: {expect}{}", r.port())),
+            "{bind}: {t}"
+        );
+    }
+}

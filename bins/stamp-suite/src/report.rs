@@ -129,6 +129,15 @@ fn loss_pct(st: &SenderStats) -> f64 {
     }
 }
 
+/// Loss per direction from the last Direct Measurement TLV (RFC 8972 §4.5):
+/// forward = S_TxC − R_RxC, backward = R_TxC − replies received.
+fn dm_loss(st: &SenderStats) -> Option<(i64, i64)> {
+    let dm = st.tlvs.values().find(|t| t.last.name == "dm")?;
+    let get = |k: &str| dm.last.fields.get(k).and_then(Value::as_i64);
+    let (s_txc, r_rxc, r_txc) = (get("s_txc")?, get("r_rxc")?, get("r_txc")?);
+    Some((s_txc - r_rxc, r_txc - st.received as i64))
+}
+
 /// The summary as JSON.
 pub fn summary_json(target: SocketAddr, st: &SenderStats) -> Value {
     let d = |s: Option<DelaySummary>| {
@@ -166,6 +175,17 @@ pub fn summary_json(target: SocketAddr, st: &SenderStats) -> Value {
         "backward_lost": dl.map(|x| x.backward),
         "sender_ttl": st.ttl.map(|(lo, hi, last)| json!({"min": lo, "max": hi, "last": last, "changes": st.ttl_changes})),
         "tlv_errors": st.tlv_errors,
+        "tlvs": st.tlvs.values().map(|t| {
+            let mut m = serde_json::Map::new();
+            m.insert("type".into(), t.last.tlv_type.0.into());
+            m.insert("name".into(), t.last.name.into());
+            m.insert("replies".into(), t.count.into());
+            m.insert("flagged".into(), t.flagged.into());
+            m.insert("last".into(), t.last.summary.clone().into());
+            m.insert("last_fields".into(), Value::Object(t.last.fields.clone()));
+            Value::Object(m)
+        }).collect::<Vec<_>>(),
+        "direct_measurement_loss": dm_loss(st).map(|(f, b)| json!({"forward": f, "backward": b})),
     })
 }
 
@@ -247,6 +267,20 @@ pub fn summary_text(out: &mut impl Write, target: SocketAddr, multi: bool, st: &
     }
     if st.tlv_errors > 0 {
         w(format!("Replies with TLV errors: {}", st.tlv_errors));
+    }
+    for t in st.tlvs.values() {
+        let flagged = if t.flagged > 0 {
+            format!(", flagged in {}", t.flagged)
+        } else {
+            String::new()
+        };
+        w(format!(
+            "TLV {} ({} replies{flagged}), last: {}",
+            t.last.name, t.count, t.last.summary
+        ));
+    }
+    if let Some((f, b)) = dm_loss(st) {
+        w(format!("Direct Measurement loss: forward {f}, backward {b} (from the counters of the last reply)"));
     }
     if multi {
         w(format!("Target: {target}"));

@@ -184,12 +184,26 @@ pub struct SenderStats {
     pub ttl_changes: u64,
     /// Replies whose reflected TLVs failed integrity or were malformed.
     pub tlv_errors: u64,
+    /// Per TLV type: the last decoded report and how many replies carried it
+    /// (and how many of those with U, M, I or C set).
+    pub tlvs: std::collections::BTreeMap<u8, TlvTally>,
     /// First and last answered (sender seq, reflector seq), for directional loss.
     span: Option<((u32, u32), (u32, u32))>,
     /// Replies whose reflector seq differed from the sender seq.
     stateful_replies: u64,
     /// Answered packets within the span.
     span_received: u64,
+}
+
+/// What the replies said about one TLV type over a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlvTally {
+    /// Replies carrying it.
+    pub count: u64,
+    /// Replies where the reflector flagged it (U, M, I or C).
+    pub flagged: u64,
+    /// The last decoded report.
+    pub last: TlvReport,
 }
 
 /// Loss split by direction, from a stateful reflector's counter
@@ -524,6 +538,21 @@ impl SenderSession {
         });
         if tlv_error.is_some() {
             st.tlv_errors += 1;
+        }
+        for t in &tlvs {
+            let flagged = u64::from(t.flags.0 & 0xF0 != 0);
+            st.tlvs
+                .entry(t.tlv_type.0)
+                .and_modify(|x| {
+                    x.count += 1;
+                    x.flagged += flagged;
+                    x.last = t.clone();
+                })
+                .or_insert_with(|| TlvTally {
+                    count: 1,
+                    flagged,
+                    last: t.clone(),
+                });
         }
         if r.sequence_number != seq {
             st.stateful_replies += 1;
