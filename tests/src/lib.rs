@@ -6,8 +6,8 @@
 #![forbid(unsafe_code)]
 
 use std::io::{BufRead, BufReader, Read};
-use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -222,4 +222,99 @@ pub fn json_lines(s: &str) -> Vec<serde_json::Value> {
         .filter(|l| l.starts_with('{'))
         .map(|l| serde_json::from_str(l).expect("json line"))
         .collect()
+}
+
+/// Run any command to completion (bounded by `limit`; killed and a panic
+/// after that), with stdin closed.
+pub fn run_command(cmd: &mut Command, limit: Duration) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let t0 = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if t0.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "{cmd:?} did not finish within {limit:?}\nstdout: {}\nstderr: {}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The repository root (the parent of the `tests` crate).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// One UDP datagram read from a capture, with the IP header facts a
+/// reflector would get from its socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Datagram {
+    /// Source address and port.
+    pub src: SocketAddr,
+    /// Destination address and port.
+    pub dst: SocketAddr,
+    /// IPv4 TTL / IPv6 Hop Limit.
+    pub ttl: u8,
+    /// IPv4 TOS / IPv6 Traffic Class (DSCP << 2 | ECN).
+    pub tos: u8,
+    /// UDP payload.
+    pub payload: Vec<u8>,
+}
+
+/// Every UDP datagram of a pcapng file in `tests/fixtures/vectors/`
+/// (Ethernet framing, IPv4 or IPv6), in capture order.
+pub fn load_vectors(name: &str) -> Vec<Datagram> {
+    use pcap_file::pcapng::{Block, PcapNgReader};
+    let path = repo_root().join("tests/fixtures/vectors").join(name);
+    let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut r = PcapNgReader::new(file).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut out = Vec::new();
+    while let Some(block) = r.next_block() {
+        let data = match block.unwrap() {
+            Block::EnhancedPacket(p) => p.data.into_owned(),
+            _ => continue,
+        };
+        let ethertype = u16::from_be_bytes([data[12], data[13]]);
+        let ip = &data[14..];
+        let (src, dst, ttl, tos, udp): (IpAddr, IpAddr, u8, u8, &[u8]) = match ethertype {
+            0x0800 => {
+                let ihl = (ip[0] & 0x0F) as usize * 4;
+                let s: [u8; 4] = ip[12..16].try_into().unwrap();
+                let d: [u8; 4] = ip[16..20].try_into().unwrap();
+                (s.into(), d.into(), ip[8], ip[1], &ip[ihl..])
+            }
+            0x86DD => {
+                let s: [u8; 16] = ip[8..24].try_into().unwrap();
+                let d: [u8; 16] = ip[24..40].try_into().unwrap();
+                let tc = (ip[0] << 4) | (ip[1] >> 4);
+                (s.into(), d.into(), ip[7], tc, &ip[40..])
+            }
+            other => panic!("{name}: ethertype {other:#x}"),
+        };
+        let sport = u16::from_be_bytes([udp[0], udp[1]]);
+        let dport = u16::from_be_bytes([udp[2], udp[3]]);
+        let ulen = u16::from_be_bytes([udp[4], udp[5]]) as usize;
+        out.push(Datagram {
+            src: SocketAddr::new(src, sport),
+            dst: SocketAddr::new(dst, dport),
+            ttl,
+            tos,
+            payload: udp[8..ulen].to_vec(),
+        });
+    }
+    out
 }

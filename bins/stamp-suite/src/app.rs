@@ -52,6 +52,15 @@ pub fn main_for(role: Option<Role>) -> ExitCode {
     if settings.list_tlvs {
         return list_tlvs(&settings);
     }
+    let mut settings = settings;
+    if settings.role == Role::Reflector && settings.plugin_settings.get("local-addresses").is_none()
+    {
+        // RFC 9503 Destination Node Address: the plugin checks requests
+        // against every address of this host, not only the one they hit.
+        if let Some(addrs) = local_addresses() {
+            settings.plugin_settings.set("local-addresses", addrs);
+        }
+    }
     let registry = match Registry::from_linked(&settings.plugin_settings, &settings.tlv_codes) {
         Ok(r) => r,
         Err(e) => {
@@ -122,7 +131,7 @@ fn list_tlvs(s: &Settings) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     println!(
-        "{:>4}  {:<24} {:<36} {:<28} CRATE",
+        "{:>4}  {:<24} {:<36} {:<36} CRATE",
         "TYPE", "KEY", "NAME", "SPECIFICATION"
     );
     let mut rows: Vec<(u8, &str, &str, &str, &str)> = registry
@@ -133,7 +142,28 @@ fn list_tlvs(s: &Settings) -> ExitCode {
     rows.push((8, "hmac", "HMAC", "RFC 8972 §4.8", "stamp-core"));
     rows.sort_by_key(|r| r.0);
     for (code, key, name, spec, krate) in rows {
-        println!("{code:>4}  {key:<24} {name:<36} {spec:<28} {krate}");
+        println!("{code:>4}  {key:<24} {name:<36} {spec:<36} {krate}");
     }
     ExitCode::SUCCESS
+}
+
+/// Every address configured on this host's interfaces, comma-separated.
+fn local_addresses() -> Option<String> {
+    let addrs = nix::ifaddrs::getifaddrs().ok()?;
+    let mut out: Vec<String> = Vec::new();
+    for a in addrs {
+        let Some(sa) = a.address else { continue };
+        let ip = if let Some(v4) = sa.as_sockaddr_in() {
+            std::net::IpAddr::V4(v4.ip())
+        } else if let Some(v6) = sa.as_sockaddr_in6() {
+            std::net::IpAddr::V6(v6.ip())
+        } else {
+            continue;
+        };
+        let s = ip.to_string();
+        if !out.contains(&s) {
+            out.push(s);
+        }
+    }
+    Some(out.join(","))
 }

@@ -301,6 +301,14 @@ pub trait TlvHandler: Send + Sync + 'static {
         let _ = (value, ctx);
     }
 
+    /// Sender: does U on this TLV mean "recognized but refused" (RFC 9503
+    /// uses it so), so that [`TlvHandler::decode`] should still run? By
+    /// default U means the reflector did not process the TLV and the report
+    /// just says so (RFC 8972 §4: skip it).
+    fn decodes_refusals(&self) -> bool {
+        false
+    }
+
     /// Sender: decode the reflected Value.
     fn decode(&self, flags: TlvFlags, value: &[u8], ctx: &DecodeContext<'_>) -> TlvReport {
         let _ = ctx;

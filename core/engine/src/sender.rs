@@ -650,6 +650,9 @@ impl SenderSession {
                 reflector_format: rformat,
             };
             let report = match self.registry.get(t.tlv_type) {
+                Some(h) if t.flags.unrecognized() && h.decodes_refusals() => {
+                    h.decode(t.flags, t.value, &ctx)
+                }
                 _ if t.flags.unrecognized() => TlvReport::new(
                     t.tlv_type,
                     "unrecognized",

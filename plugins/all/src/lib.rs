@@ -9,8 +9,14 @@
 
 use stamp_core as _;
 
+#[cfg(feature = "ber")]
+use stamp_tlv_ber as _;
 #[cfg(feature = "rfc8972")]
 use stamp_tlv_rfc8972 as _;
+#[cfg(feature = "rfc9503")]
+use stamp_tlv_rfc9503 as _;
+#[cfg(feature = "rfc9534")]
+use stamp_tlv_rfc9534 as _;
 
 /// Plugin keys this facade links, with their default type codes, for the
 /// enabled features (what `--list-tlvs` must show).
@@ -27,6 +33,12 @@ pub fn expected_plugins() -> Vec<(&'static str, u8)> {
         ("access-report", 6),
         ("follow-up-telemetry", 7),
     ]);
+    #[cfg(feature = "rfc9503")]
+    v.extend([("destination-node-address", 9), ("return-path", 10)]);
+    #[cfg(feature = "rfc9534")]
+    v.push(("micro-session-id", 11));
+    #[cfg(feature = "ber")]
+    v.extend([("ber-pattern", 240), ("ber-count", 241), ("ber-burst", 242)]);
     v
 }
 

@@ -70,6 +70,33 @@ impl TlvHandler for ExtraPaddingHandler {
     }
 
     fn request(&self, opts: &TlvOptions) -> Result<Option<TlvTemplate>, String> {
+        // Bit-error-rate measurement (draft-gandhi-ippm-stamp-ber) needs an
+        // Extra Padding TLV filled with the bit pattern: `--ber` asks for it
+        // here, where the padding is built, with `--ber-padding-size`
+        // octets (default 64) of `--ber-pattern` (hex, default FF00).
+        if opts.flag("ber") && opts.get(OPT_PADDING).is_none() {
+            let pattern = match opts.get("ber-pattern") {
+                Some(h) => decode_hex(h)
+                    .ok_or_else(|| format!("--ber-pattern {h}: expected hex octets"))?,
+                None => vec![0xFF, 0x00],
+            };
+            let size: usize = opts.parse("ber-padding-size")?.unwrap_or(64);
+            if pattern.is_empty()
+                || size == 0
+                || size % pattern.len() != 0
+                || size > u16::MAX as usize
+            {
+                return Err(format!(
+                    "--ber-padding-size {size}: must be a non-zero multiple of the {}-octet pattern",
+                    pattern.len()
+                ));
+            }
+            let value = pattern.iter().copied().cycle().take(size).collect();
+            return Ok(Some(TlvTemplate {
+                tlv_type: self.code,
+                value,
+            }));
+        }
         let random = opts.flag(OPT_PADDING_RANDOM);
         let Some(len) = options::bounded(
             opts,
@@ -198,4 +225,15 @@ mod tests {
         assert_eq!(r.summary, "4 octets (content differs from the request)");
         assert_eq!(r.fields["intact"], false);
     }
+}
+
+fn decode_hex(s: &str) -> Option<Vec<u8>> {
+    let s = s.trim().trim_start_matches("0x");
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
 }
