@@ -210,8 +210,11 @@ fn check_json(text: &str, addr: &str, reflector_port: u16, sport: u16) {
             // the previous reply left after its T3 and before this request
             // arrived (T2)
             let fts = fut["ts_ns"].as_u64().expect("follow-up timestamp");
-            assert!(fts >= prev["t3"].as_u64().unwrap(), "{fut} vs {prev}");
-            assert!(fts <= p["t2"].as_u64().unwrap(), "{fut} vs {p}");
+            // The follow-up timestamp is the previous reply's transmit time
+            // as that reply carried it. (It is not bounded by this reply's
+            // T2: a kernel receive timestamp can precede the previous T3 when
+            // the reflector is scheduled late.)
+            assert_eq!(fts, prev["t3"].as_u64().unwrap(), "{fut} vs {prev}");
             assert!(methods.contains(&fut["mode"].as_str().unwrap()), "{fut}");
         }
 

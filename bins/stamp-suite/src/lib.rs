@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod app;
+pub mod pacing;
 mod reflector_run;
 mod report;
 mod sender_run;

@@ -175,6 +175,13 @@ pub fn summary_json(target: SocketAddr, st: &SenderStats) -> Value {
         "backward_lost": dl.map(|x| x.backward),
         "sender_ttl": st.ttl.map(|(lo, hi, last)| json!({"min": lo, "max": hi, "last": last, "changes": st.ttl_changes})),
         "tlv_errors": st.tlv_errors,
+        "train": (st.train_len > 1).then(|| json!({
+            "requested_per_packet": st.train_len,
+            "further_replies": st.train_replies,
+            "further_expected": st.train_expected,
+            "reverse_lost": st.train_expected.saturating_sub(st.train_replies),
+            "rtt": d(st.train_rtt.summary()),
+        })),
         "tlvs": st.tlvs.values().map(|t| {
             let mut m = serde_json::Map::new();
             m.insert("type".into(), t.last.tlv_type.0.into());
@@ -263,6 +270,24 @@ pub fn summary_text(out: &mut impl Write, target: SocketAddr, multi: bool, st: &
         w(format!(
             "Sender TTL at reflector: min {lo} max {hi} last {last}, changes {}",
             st.ttl_changes
+        ));
+    }
+    if st.train_len > 1 {
+        let rtt = st.train_rtt.summary().map(|x| {
+            format!(
+                ", RTT min {} / avg {} / max {} ms",
+                f(x.min_ms),
+                f(x.avg_ms),
+                f(x.max_ms)
+            )
+        });
+        w(format!(
+            "Reflected trains: {} replies per packet requested, further replies {} of {} (reverse loss {}){}",
+            st.train_len,
+            st.train_replies,
+            st.train_expected,
+            st.train_expected.saturating_sub(st.train_replies),
+            rtt.unwrap_or_default()
         ));
     }
     if st.tlv_errors > 0 {

@@ -1,10 +1,12 @@
-//! The sender driver: one task per target, each pacing its requests,
-//! receiving replies and timing out lost packets.
+//! The sender driver: per target, a pacing thread that sends the requests on
+//! a precise schedule, and a task that receives replies and times out lost
+//! packets.
 
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use stamp_config::{OutputFormat, Settings};
@@ -12,12 +14,14 @@ use stamp_core::clock::{Clock, TimestampSource};
 use stamp_core::hmac::HmacKey;
 use stamp_core::registry::Registry;
 use stamp_core::sender::{request_templates, ReplyEvent, SenderConfig, SenderSession, SenderStats};
-use stamp_core::transport::{RecvMeta, SendMeta, Transport};
+use stamp_core::transport::{RecvMeta, Transport};
 use stamp_net::{ClockOverrides, SystemClock, UdpOptions, UdpTransport};
 use stamp_wire::MAX_DATAGRAM;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 
 use crate::report;
+
+use crate::pacing;
 
 const RX_BATCH: usize = 16;
 
@@ -123,9 +127,14 @@ pub async fn run(s: &Settings, registry: Registry) -> Result<ExitCode, String> {
     })
 }
 
+/// One target: a dedicated pacing thread builds and sends the requests on
+/// schedule (see [`pacing`]); this task receives the replies (tokio,
+/// `async_io` readiness, so it sleeps in epoll while nothing arrives) and
+/// times out lost packets. Both share the [`SenderSession`] through a mutex
+/// held only for one `build_request` or one `on_reply`.
 async fn run_target(
     target: SocketAddr,
-    mut session: SenderSession,
+    session: SenderSession,
     plan: Plan,
     clock: Arc<SystemClock>,
     mut shutdown: watch::Receiver<bool>,
@@ -140,31 +149,63 @@ async fn run_target(
         plan.local_port.unwrap_or(0),
     );
     let opts = UdpOptions {
+        // The socket default carries the DSCP / ECN of every request.
         tos: plan.tos,
         ..UdpOptions::default()
     };
     let transport =
         UdpTransport::bind(local, &opts).map_err(|e| format!("cannot bind {local}: {e}"))?;
+    let mut session = session;
     session.set_remote(target);
     tracing::info!(%target, local = %transport.local_addr().map_err(|e| e.to_string())?, len = session.packet_len(), "sending");
 
-    let mut tx = vec![vec![0u8; MAX_DATAGRAM].into_boxed_slice()];
+    // The pacing thread sends through its own handle on the same socket
+    // (a dup of the descriptor, non-blocking like the original).
+    let tx_socket = {
+        use std::os::fd::AsFd;
+        let fd = transport
+            .socket()
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|e| format!("cannot share the socket with the pacing thread: {e}"))?;
+        std::net::UdpSocket::from(fd)
+    };
+    let session = Arc::new(Mutex::new(session));
+    let shared = Arc::new(PacingShared {
+        stop: AtomicBool::new(false),
+        done: AtomicBool::new(false),
+        wake: Notify::new(),
+    });
+    let pacer = {
+        let (session, shared, clock) = (session.clone(), shared.clone(), clock.clone());
+        let (count, delay) = (plan.count, plan.delay);
+        std::thread::Builder::new()
+            .name(format!("pacing-{target}"))
+            .spawn(move || pace(&session, &tx_socket, target, &clock, count, delay, &shared))
+            .map_err(|e| format!("cannot start the pacing thread: {e}"))?
+    };
+
     let mut rx: Vec<Box<[u8]>> = (0..RX_BATCH)
         .map(|_| vec![0u8; MAX_DATAGRAM].into_boxed_slice())
         .collect();
     let mut metas = vec![RecvMeta::default(); RX_BATCH];
-    let mut ticker = tokio::time::interval(plan.delay.max(Duration::from_micros(1)));
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut sending = true;
-    let mut sent = 0u64;
     let stdout = std::io::stdout();
     let show = plan.per_packet || plan.format == OutputFormat::Csv;
 
     loop {
-        let deadline = session.next_deadline();
+        let (deadline, outstanding) = {
+            let s = lock(&session);
+            (s.next_deadline(), s.outstanding())
+        };
+        if shared.done.load(Ordering::Acquire) && outstanding == 0 {
+            break;
+        }
         tokio::select! {
             biased;
             _ = shutdown.changed() => break,
+            // The pacing thread sent a first packet after a quiet spell (a
+            // new deadline) or finished.
+            _ = shared.wake.notified() => {}
             r = transport.recv_batch(&mut rx, &mut metas) => {
                 let n = match r {
                     Ok(n) => n,
@@ -180,38 +221,31 @@ async fn run_target(
                         Some((t, src)) => (clock.from_realtime(t), src),
                         None => (user_t4, TimestampSource::UserSpace),
                     };
-                    match session.on_reply(&rx[i][..m.len], m, t4, src, clock.error_estimate()) {
+                    let event = lock(&session).on_reply(&rx[i][..m.len], m, t4, src, clock.error_estimate());
+                    match event {
                         ReplyEvent::Matched(rec) if show => report::packet(&mut stdout.lock(), plan.format, target, plan.multi, &rec),
                         ReplyEvent::Matched(_) => {}
+                        ReplyEvent::TrainReply(rec) if show => report::packet(&mut stdout.lock(), plan.format, target, plan.multi, &rec),
+                        ReplyEvent::TrainReply(_) => {}
                         ReplyEvent::Duplicate(seq) => tracing::debug!(seq, "duplicate reply"),
                         ReplyEvent::Rejected(why) => tracing::debug!(?why, peer = %m.src, "reply rejected"),
                     }
                 }
             }
-            _ = ticker.tick(), if sending => {
-                let len = session.build_request(&mut tx[0], Instant::now(), &*clock);
-                let mut meta = SendMeta::new(len, target);
-                meta.tos = plan.tos;
-                if let Err(e) = transport.send_batch(&tx, &[meta]).await {
-                    tracing::warn!(error = %e, %target, "send failed");
-                }
-                sent += 1;
-                if plan.count != 0 && sent >= plan.count {
-                    sending = false;
-                }
-            }
             _ = sleep_until(deadline), if deadline.is_some() => {
-                for seq in session.expire(Instant::now()) {
+                let lost = lock(&session).expire(Instant::now());
+                for seq in lost {
                     if show {
                         report::lost(&mut stdout.lock(), plan.format, target, plan.multi, seq);
                     }
                 }
             }
         }
-        if !sending && session.outstanding() == 0 {
-            break;
-        }
     }
+    shared.stop.store(true, Ordering::Release);
+    // The pacing thread notices within one short sleep (100 ms at most).
+    let _ = tokio::task::spawn_blocking(move || pacer.join()).await;
+    let mut session = lock(&session);
     for seq in session.finish() {
         if show {
             report::lost(&mut stdout.lock(), plan.format, target, plan.multi, seq);
@@ -219,6 +253,97 @@ async fn run_target(
     }
     let _ = stdout.lock().flush();
     Ok(session.stats().clone())
+}
+
+/// What the receive task and the pacing thread share besides the session.
+struct PacingShared {
+    /// Raised by the receive task: stop sending.
+    stop: AtomicBool,
+    /// Raised by the pacing thread: every packet is sent.
+    done: AtomicBool,
+    /// Wakes the receive task (a new deadline, or done).
+    wake: Notify,
+}
+
+fn lock(session: &Mutex<SenderSession>) -> MutexGuard<'_, SenderSession> {
+    session.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The pacing thread: at each slot of the schedule, build the request (T1
+/// read inside, as late as possible) and send it.
+fn pace(
+    session: &Mutex<SenderSession>,
+    socket: &std::net::UdpSocket,
+    target: SocketAddr,
+    clock: &SystemClock,
+    count: u64,
+    delay: Duration,
+    shared: &PacingShared,
+) {
+    pacing::precise_timers();
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    let mut pacer = pacing::Pacer::new(Instant::now(), delay, pacing::spin_from_env());
+    let mut sent = 0u64;
+    // Lateness when the request starts (T1 is read a few µs later), and
+    // when the send system call has returned.
+    let (mut late, mut late_sent) = (pacing::Lateness::default(), pacing::Lateness::default());
+    while count == 0 || sent < count {
+        let Some(slot) = pacer.wait(&shared.stop) else {
+            break;
+        };
+        late.record(slot, Instant::now());
+        let (len, was_quiet) = {
+            let mut s = lock(session);
+            let quiet = s.outstanding() == 0;
+            (s.build_request(&mut buf, Instant::now(), clock), quiet)
+        };
+        send_now(socket, &buf[..len], target, &shared.stop);
+        late_sent.record(slot, Instant::now());
+        sent += 1;
+        if was_quiet {
+            shared.wake.notify_one();
+        }
+        pacer.advance();
+    }
+    shared.done.store(true, Ordering::Release);
+    shared.wake.notify_one();
+    // Against the schedule; stamp-bench reads this line (STAMP_LOG=info).
+    tracing::info!(
+        %target,
+        packets = late.count(),
+        late_median_us = late.quantile_us(0.5),
+        late_p99_us = late.quantile_us(0.99),
+        late_max_us = late.max_us(),
+        sent_median_us = late_sent.quantile_us(0.5),
+        sent_p99_us = late_sent.quantile_us(0.99),
+        "pacing schedule"
+    );
+}
+
+/// Send one datagram on the non-blocking socket; when the kernel's buffer is
+/// full, retry shortly (the packet is late rather than lost on our side).
+fn send_now(socket: &std::net::UdpSocket, data: &[u8], target: SocketAddr, stop: &AtomicBool) {
+    for _ in 0..1000 {
+        match socket.send_to(data, target) {
+            Ok(_) => return,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+                ) =>
+            {
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_micros(50));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, %target, "send failed");
+                return;
+            }
+        }
+    }
+    tracing::warn!(%target, "send buffer full, request dropped");
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use stamp_wire::tlv::HEADER_LEN;
+use stamp_wire::tlv::{emit_header, HEADER_LEN};
 use stamp_wire::{
     AuthMode, ReflectorPacket, ReflectorRepr, SenderPacket, SenderRepr, Tlv, TlvError, TlvFlags,
     TlvType, HMAC_COVERAGE, MIN_TWAMP_LIGHT_REQUEST,
@@ -296,7 +296,7 @@ impl Reflector {
 
         // Symmetric size (RFC 8762 §4.3): copy the request; a TWAMP-Light
         // request shorter than the base packet is padded with zeros.
-        let reply = &mut reply[..reply_len];
+        let (reply, spare) = reply.split_at_mut(reply_len);
         reply[..request.len()].copy_from_slice(request);
         reply[request.len()..].fill(0);
         let req = SenderRepr::parse(&SenderPacket::new_unchecked(&*reply, mode));
@@ -420,13 +420,44 @@ impl Reflector {
             self.global.tx_packets += 1;
         }
         self.stats.reflected += 1;
-        if plan.reply_len == 0 {
-            plan.reply_len = reply_len;
+        // A longer reply asked for by a handler (asymmetrical packets) grows
+        // by an Extra Padding TLV at the end: after the HMAC TLV, where RFC
+        // 8972 §4.8 allows it, and outside the base HMAC's octets 0..96.
+        let mut len = reply_len;
+        if plan.reply_len > reply_len {
+            let grow = plan.reply_len - reply_len;
+            if grow >= HEADER_LEN && grow <= spare.len() && grow - HEADER_LEN <= u16::MAX as usize {
+                emit_header(
+                    spare,
+                    TlvFlags::NONE,
+                    TlvType::EXTRA_PADDING,
+                    (grow - HEADER_LEN) as u16,
+                );
+                spare[HEADER_LEN..grow].fill(0);
+                len = plan.reply_len;
+            }
         }
-        Ok(Outcome::Reply {
-            len: reply_len,
-            plan,
-        })
+        plan.reply_len = len;
+        Ok(Outcome::Reply { len, plan })
+    }
+
+    /// Give another copy of a reply (a reflected train) its own transmit
+    /// time: T3 = now, and the base HMAC recomputed in authenticated mode.
+    /// The HMAC TLV does not cover T3 and stays valid.
+    pub fn restamp(&self, reply: &mut [u8], clock: &dyn Clock) {
+        let mode = self.config.mode;
+        let Ok(mut p) = ReflectorPacket::new_checked(reply, mode) else {
+            return;
+        };
+        p.set_timestamp(clock.encode(clock.now()));
+        if mode == AuthMode::Authenticated {
+            if let Some(key) = &self.config.key {
+                let tag = key.tag(&[&p.as_bytes()[..HMAC_COVERAGE]]);
+                if let Some(h) = p.hmac_mut() {
+                    h.copy_from_slice(&tag);
+                }
+            }
+        }
     }
 
     /// RFC 8972 §4 processing of the reply's TLV area (a copy of the

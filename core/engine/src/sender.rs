@@ -144,6 +144,9 @@ fn serialize_tlvs<S: serde::Serializer>(tlvs: &[TlvReport], s: S) -> Result<S::O
 pub enum ReplyEvent {
     /// First reply to one of our packets.
     Matched(Box<PacketRecord>),
+    /// A further reply of a reflected train (asymmetrical packets: the
+    /// request asked for several replies); each carries its own T3.
+    TrainReply(Box<PacketRecord>),
     /// Another reply to a packet already answered.
     Duplicate(u32),
     /// Not a usable reply.
@@ -155,6 +158,9 @@ struct InFlight {
     t1: UnixNanos,
     sent_at: Instant,
     answered: bool,
+    /// Replies of a reflected train seen so far, and the last one's T3.
+    train_seen: u16,
+    last_t3: u64,
 }
 
 /// Sender counters and statistics.
@@ -184,6 +190,14 @@ pub struct SenderStats {
     pub ttl_changes: u64,
     /// Replies whose reflected TLVs failed integrity or were malformed.
     pub tlv_errors: u64,
+    /// Replies requested per test packet (Reflected Test Packet Control).
+    pub train_len: u16,
+    /// Further replies of reflected trains received (beyond the first).
+    pub train_replies: u64,
+    /// Further replies the answered requests asked for.
+    pub train_expected: u64,
+    /// RTT of the further train replies.
+    pub train_rtt: DelayStats,
     /// Per TLV type: the last decoded report and how many replies carried it
     /// (and how many of those with U, M, I or C set).
     pub tlvs: std::collections::BTreeMap<u8, TlvTally>,
@@ -259,6 +273,7 @@ pub struct SenderSession {
     in_flight: HashMap<u32, InFlight>,
     order: VecDeque<u32>,
     unanswered: usize,
+    train_len: u16,
     stats: SenderStats,
     remote: Option<SocketAddr>,
 }
@@ -317,6 +332,17 @@ impl SenderSession {
         }
         ordered.extend(padding);
         let packet_len = config.mode.base_len() + off;
+        // A Reflected Test Packet Control TLV (draft-ietf-ippm-asymmetrical-pkts)
+        // asks for a train of replies: Number of the Reflected Packets at
+        // value octets 2..4.
+        let rtpc = registry
+            .code_of("reflected-test-packet-control")
+            .unwrap_or(TlvType::REFLECTED_TEST_PACKET_CONTROL);
+        let train_len = ordered
+            .iter()
+            .find(|t| t.tlv_type == rtpc && t.value.len() >= 4)
+            .map(|t| u16::from_be_bytes([t.value[2], t.value[3]]).max(1))
+            .unwrap_or(1);
         if packet_len > stamp_wire::MAX_DATAGRAM {
             return Err(format!(
                 "test packet of {packet_len} octets exceeds {} octets",
@@ -334,7 +360,11 @@ impl SenderSession {
             in_flight: HashMap::new(),
             order: VecDeque::new(),
             unanswered: 0,
-            stats: SenderStats::default(),
+            train_len,
+            stats: SenderStats {
+                train_len,
+                ..SenderStats::default()
+            },
             remote: None,
         })
     }
@@ -359,7 +389,8 @@ impl SenderSession {
         &self.stats
     }
 
-    /// Packets sent and neither answered nor expired.
+    /// Packets sent whose replies (the whole train, when the request asked
+    /// for several) have not all arrived and which have not expired.
     pub fn outstanding(&self) -> usize {
         self.unanswered
     }
@@ -419,6 +450,8 @@ impl SenderSession {
                 t1,
                 sent_at: now,
                 answered: false,
+                train_seen: 0,
+                last_t3: 0,
             },
         );
         self.order.push_back(seq);
@@ -496,13 +529,22 @@ impl SenderSession {
         let Some(flight) = self.in_flight.get_mut(&seq) else {
             return Err(Rejected::Unknown);
         };
-        if flight.answered {
+        let train_member =
+            flight.answered && flight.train_seen < self.train_len && r.timestamp.0 > flight.last_t3;
+        if flight.answered && !train_member {
+            // Same T3 as a reply already seen, or more replies than asked
+            // for: the network duplicated it.
             self.stats.duplicates += 1;
             return Ok(ReplyEvent::Duplicate(seq));
         }
+        flight.train_seen += 1;
+        flight.last_t3 = r.timestamp.0;
+        let first = !flight.answered;
         flight.answered = true;
         let t1 = flight.t1;
-        self.unanswered -= 1;
+        if flight.train_seen == self.train_len {
+            self.unanswered -= 1;
+        }
 
         let rformat = r.error_estimate.format();
         let t2 = UnixNanos(r.receive_timestamp.to_unix_nanos(rformat).unwrap_or(0));
@@ -518,6 +560,33 @@ impl SenderSession {
         };
 
         let (tlvs, tlv_error) = self.decode_tlvs(&p, &r, meta);
+
+        if !first {
+            self.stats.train_replies += 1;
+            self.stats.train_rtt.record(rtt);
+            return Ok(ReplyEvent::TrainReply(Box::new(PacketRecord {
+                seq,
+                reflector_seq: r.sequence_number,
+                t1,
+                t2,
+                t3,
+                t4,
+                rtt_ns: rtt,
+                residence_ns: residence,
+                forward_ns: forward,
+                backward_ns: backward,
+                sender_ttl: r.sender_ttl,
+                reply_ttl: meta.ttl,
+                reply_tos: meta.tos,
+                reflector_error_estimate: r.error_estimate.0,
+                ssid: r.ssid,
+                len: buf.len(),
+                t4_source: t4_source.name(),
+                tlvs,
+                tlv_error,
+            })));
+        }
+        self.stats.train_expected += u64::from(self.train_len - 1);
 
         let st = &mut self.stats;
         st.received += 1;
@@ -691,6 +760,8 @@ impl SenderSession {
             if !f.answered {
                 lost.push(seq);
                 self.stats.lost += 1;
+            }
+            if f.train_seen < self.train_len {
                 self.unanswered -= 1;
             }
             self.in_flight.remove(&seq);
@@ -707,6 +778,8 @@ impl SenderSession {
                 if !f.answered {
                     lost.push(seq);
                     self.stats.lost += 1;
+                }
+                if f.train_seen < self.train_len {
                     self.unanswered -= 1;
                 }
             }

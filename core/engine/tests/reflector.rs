@@ -526,3 +526,50 @@ fn duplicate_and_unknown_replies_are_classified() {
     assert_eq!(s.stats().duplicates, 1);
     assert_eq!(s.stats().rejected_total(), 3);
 }
+
+#[test]
+fn sender_counts_a_reflected_train_and_tells_it_from_duplicates() {
+    let clock = ManualClock::new(UnixNanos(T0), TimestampFormat::Ntp);
+    // Reflected Test Packet Control: length 0, number 3, interval 1 ms
+    let rtpc = TlvTemplate {
+        tlv_type: TlvType(12),
+        value: vec![0, 0, 0, 3, 0, 0x0F, 0x42, 0x40],
+    };
+    let mut s = SenderSession::new(SenderConfig::default(), Registry::empty(), vec![rtpc]).unwrap();
+    let mut r = Reflector::new(ReflectorConfig::default(), Registry::empty());
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    let n = s.build_request(&mut buf, Instant::now(), &clock);
+    let (_, first) = reflect(&mut r, &buf[..n], &meta(n), &clock);
+    let copy = |k: u64| {
+        let mut c = first.clone();
+        let t3 = u64::from_be_bytes(c[4..12].try_into().unwrap()) + k * 4_294_967; // + k ms
+        c[4..12].copy_from_slice(&t3.to_be_bytes());
+        c
+    };
+    let est = clock.error_estimate();
+    let mut on = |b: &[u8]| s.on_reply(b, &meta(n), clock.now(), TimestampSource::UserSpace, est);
+    assert!(matches!(on(&first), ReplyEvent::Matched(_)));
+    assert!(matches!(on(&copy(1)), ReplyEvent::TrainReply(_)));
+    assert_eq!(
+        on(&copy(1)),
+        ReplyEvent::Duplicate(0),
+        "same T3 again is a network duplicate"
+    );
+    assert!(matches!(on(&copy(2)), ReplyEvent::TrainReply(_)));
+    assert_eq!(
+        on(&copy(3)),
+        ReplyEvent::Duplicate(0),
+        "more replies than asked for"
+    );
+    let st = s.stats();
+    assert_eq!(
+        (
+            st.train_len,
+            st.train_replies,
+            st.train_expected,
+            st.duplicates
+        ),
+        (3, 2, 2, 2)
+    );
+    assert_eq!(st.received, 1, "a train answers one test packet");
+}

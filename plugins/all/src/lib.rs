@@ -9,6 +9,8 @@
 
 use stamp_core as _;
 
+#[cfg(feature = "asym")]
+use stamp_tlv_asym as _;
 #[cfg(feature = "ber")]
 use stamp_tlv_ber as _;
 #[cfg(feature = "rfc8972")]
@@ -37,6 +39,8 @@ pub fn expected_plugins() -> Vec<(&'static str, u8)> {
     v.extend([("destination-node-address", 9), ("return-path", 10)]);
     #[cfg(feature = "rfc9534")]
     v.push(("micro-session-id", 11));
+    #[cfg(feature = "asym")]
+    v.push(("reflected-test-packet-control", 12));
     #[cfg(feature = "ber")]
     v.extend([("ber-pattern", 240), ("ber-count", 241), ("ber-burst", 242)]);
     v

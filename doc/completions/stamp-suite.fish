@@ -1,0 +1,80 @@
+complete -c stamp-suite -s r -l remote-addr -d 'Reflector to send to: ADDR, HOST, ADDR:PORT or [IPv6]:PORT; repeat for several targets' -r
+complete -c stamp-suite -s p -l remote-port -d 'Reflector UDP port for addresses given without one [default: 862]' -r
+complete -c stamp-suite -s S -l local-addr -d 'Local bind address [default: 0.0.0.0, or :: when the remote is IPv6]' -r
+complete -c stamp-suite -s o -l local-port -d 'Local UDP port [default: 862 on a reflector; any free port on a sender]' -r
+complete -c stamp-suite -l config -d 'TOML config file (keys: snake_case of the long flag names)' -r -F
+complete -c stamp-suite -s c -l count -d 'Packets to send; 0 = until interrupted [default: 1000]' -r
+complete -c stamp-suite -s d -l send-delay -d 'Interval between packets in milliseconds; fractions allowed [default: 1000]' -r
+complete -c stamp-suite -s L -l timeout -d 'Seconds to wait before a packet counts as lost [default: 5]' -r
+complete -c stamp-suite -s K -l clock-source -d 'Timestamp format [default: NTP]' -r -f -a "NTP\t'NTP 64-bit timestamps (the default, RFC 8762 §4.2.1)'
+PTP\t'IEEE 1588v2 (PTP) truncated timestamps'"
+complete -c stamp-suite -l error-scale -d 'Error Estimate override: Scale (0-63)' -r
+complete -c stamp-suite -l error-multiplier -d 'Error Estimate override: Multiplier (0-255)' -r
+complete -c stamp-suite -l clock-synchronized -d 'Error Estimate override: S bit (clock synchronized); `--clock-synchronized=false` clears it' -r -f -a "true\t''
+false\t''"
+complete -c stamp-suite -s A -l auth-mode -d 'Authenticated (A) or open (O) mode [default: O]' -r -f -a "A\t'Authenticated mode (RFC 8762 §4.2.2): HMAC over the base packet'
+O\t'Unauthenticated ("open") mode'"
+complete -c stamp-suite -l hmac-key -d 'HMAC key in hex, at least 16 octets (visible in `ps`: prefer --hmac-key-file or STAMP_HMAC_KEY)' -r
+complete -c stamp-suite -l hmac-key-file -d 'File holding the HMAC key: hex text, or raw bytes if not hex; must not be readable by group/others' -r -F
+complete -c stamp-suite -l hmac-key-dir -d 'Directory of per-SSID keys (`<ssid>.key`, `default.key` fallback)' -r -F
+complete -c stamp-suite -l session-timeout -d 'Idle seconds after which a stateful session is forgotten [default: 300]' -r
+complete -c stamp-suite -l tlv-mode -d 'Echo TLVs with RFC 8972 processing, or strip them keeping the length [default: echo]' -r -f -a "echo\t'Process them as RFC 8972 says and echo them'
+ignore\t'Strip them, keeping the request\'s length'"
+complete -c stamp-suite -l reflector-member-link-id -d 'RFC 9534 reflector micro-session ID (member-link identifier)' -r
+complete -c stamp-suite -l max-pps -d 'Most requests per second answered (rate limit)' -r
+complete -c stamp-suite -l reflector-rate-burst -d 'Burst allowed above --max-pps' -r
+complete -c stamp-suite -l max-sessions -d 'Most stateful sessions kept at once [default: 65536]' -r
+complete -c stamp-suite -l reflected-control-max-count -d 'Asymmetrical packets policy: most replies per request' -r
+complete -c stamp-suite -l reflected-control-max-size -d 'Asymmetrical packets policy: largest reply, octets' -r
+complete -c stamp-suite -l reflected-control-min-interval-ns -d 'Asymmetrical packets policy: shortest interval between replies, ns' -r
+complete -c stamp-suite -l ssid -d 'Session-Sender Identifier (RFC 8972 §3); 0 = none' -r
+complete -c stamp-suite -l padding -d 'Extra Padding TLV with N octets' -r
+complete -c stamp-suite -l dscp -d 'DSCP (0-63) for the CoS TLV; also marks the sender\'s own packets' -r
+complete -c stamp-suite -l ecn -d 'ECN (0-3) for the CoS TLV; also marks the sender\'s own packets' -r
+complete -c stamp-suite -l access-report -d 'Access Report TLV with this Access ID (0-15; 1 = 3GPP, 2 = non-3GPP)' -r
+complete -c stamp-suite -l access-return-code -d 'Return Code of the Access Report TLV' -r
+complete -c stamp-suite -l dest-node-addr -d 'Destination Node Address TLV (RFC 9503)' -r
+complete -c stamp-suite -l return-path-cc -d 'Return Path TLV with a Control Code sub-TLV: 0 = no reply, 1 = reply on the same link (RFC 9503)' -r
+complete -c stamp-suite -l return-address -d 'Return Path TLV with a Return Address sub-TLV (RFC 9503)' -r
+complete -c stamp-suite -l return-sr-mpls-labels -d 'Return Path TLV with an SR-MPLS label stack, top first (RFC 9503)' -r
+complete -c stamp-suite -l return-srv6-sids -d 'Return Path TLV with an SRv6 segment list (RFC 9503)' -r
+complete -c stamp-suite -l micro-session-id -d 'Micro-session ID TLV with this sender micro-session ID (RFC 9534)' -r
+complete -c stamp-suite -l reflected-control-count -d 'Reflected Test Packet Control TLV: replies asked per request' -r
+complete -c stamp-suite -l reflected-control-length -d 'Reflected Test Packet Control TLV: length of each reply, octets' -r
+complete -c stamp-suite -l reflected-control-interval-ns -d 'Reflected Test Packet Control TLV: interval between replies, ns' -r
+complete -c stamp-suite -l ber-pattern -d 'Bit pattern that fills the padding, hex [default pattern: FF00]' -r
+complete -c stamp-suite -l ber-padding-size -d 'Padding octets carrying the bit pattern' -r
+complete -c stamp-suite -l tlv-code -d 'Override the type code of a draft TLV (e.g. ber-pattern=240); repeatable' -r
+complete -c stamp-suite -l tlv-opt -d 'Raw option for a TLV plugin (sender and reflector side); repeatable' -r
+complete -c stamp-suite -l output-format -d 'Result format [default: text]' -r -f -a "text\t'Human-readable text; the summary keeps the layout scripts parse'
+json\t'One JSON object per record'
+csv\t'Comma-separated values with a header line'"
+complete -c stamp-suite -l report-interval -d 'Print interim statistics every S seconds' -r
+complete -c stamp-suite -l log-format -d 'Log format [default: text]' -r -f -a "text\t'Plain text'
+json\t'One JSON object per line'"
+complete -c stamp-suite -l log-level -d 'Log filter, e.g. info or stamp_core=debug [default: info]' -r
+complete -c stamp-suite -l metrics-addr -d 'Address of the Prometheus endpoint [default: 127.0.0.1:9090]' -r
+complete -c stamp-suite -l snmp-socket -d 'AgentX socket of the master agent' -r -F
+complete -c stamp-suite -l workers -d 'Worker threads [default: one per CPU]' -r
+complete -c stamp-suite -l hwtstamp -d 'Hardware timestamping [default: auto]' -r -f -a "auto\t'Use hardware timestamps where the interface offers them, else software'
+on\t'Require hardware timestamps: failing to enable them is an error'
+off\t'Never use hardware timestamps'"
+complete -c stamp-suite -l plot -d 'Write an RTT plot to FILE' -r -F
+complete -c stamp-suite -s i -l is-reflector -d 'Run as Session-Reflector (else Session-Sender)'
+complete -c stamp-suite -l stateful-reflector -d 'Keep per-session reflector counters (RFC 8762 §4.3.2)'
+complete -c stamp-suite -l verify-tlv-hmac -d 'Verify the HMAC TLV (RFC 8972 §4.8)'
+complete -c stamp-suite -l location -d 'Location TLV (RFC 8972 type 2)'
+complete -c stamp-suite -l timestamp-info -d 'Timestamp Information TLV (RFC 8972 type 3)'
+complete -c stamp-suite -l direct-measurement -d 'Direct Measurement TLV (RFC 8972 type 5)'
+complete -c stamp-suite -l follow-up-telemetry -d 'Follow-Up Telemetry TLV (RFC 8972 type 7)'
+complete -c stamp-suite -l cos -d 'Class of Service TLV (RFC 8972 type 4)'
+complete -c stamp-suite -l ber -d 'Bit error rate TLVs (draft-gandhi-ippm-stamp-ber)'
+complete -c stamp-suite -l reflected-fixed-hdr -d 'Reflected Fixed Header Data TLV (draft-ietf-ippm-stamp-ext-hdr)'
+complete -c stamp-suite -l reflected-ipv6-ext-hdr -d 'Reflected IPv6 Extension Header Data TLV (draft-ietf-ippm-stamp-ext-hdr)'
+complete -c stamp-suite -s R -l per-packet -d 'One line per packet'
+complete -c stamp-suite -l list-tlvs -d 'Print the registered TLV handlers (type, name, specification, crate) and exit'
+complete -c stamp-suite -l metrics -d 'Serve Prometheus metrics'
+complete -c stamp-suite -l snmp -d 'Run an AgentX SNMP sub-agent'
+complete -c stamp-suite -l histogram -d 'Print an RTT histogram with the summary'
+complete -c stamp-suite -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c stamp-suite -s V -l version -d 'Print version'

@@ -1,0 +1,226 @@
+//! The reflector's hot path allocates nothing per packet after warm-up
+//! (issue 5): a counting global allocator watches `Reflector::process` with
+//! the RFC 8972 TLV plugins linked and every one of their TLVs in the
+//! request, stateful and stateless, open and authenticated (base HMAC and
+//! HMAC TLV), and while new sessions are created.
+// A global allocator is an `unsafe impl`; this one only counts and forwards.
+#![allow(unsafe_code)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use stamp_core::clock::{ManualClock, TimestampSource, UnixNanos};
+use stamp_core::hmac::HmacKey;
+use stamp_core::reflector::{Outcome, Reflector, ReflectorConfig};
+use stamp_core::registry::Registry;
+use stamp_core::sender::{request_templates, SenderConfig, SenderSession};
+use stamp_core::transport::RecvMeta;
+use stamp_core::TlvOptions;
+use stamp_plugins as _;
+use stamp_wire::{AuthMode, TimestampFormat, MAX_DATAGRAM};
+
+struct Counting;
+
+thread_local! {
+    // Only this thread's allocations count (the harness has its own threads).
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+fn note() {
+    // try_with: the slots may be gone while the thread is being torn down.
+    let _ = COUNTING.try_with(|c| {
+        if c.get() {
+            let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+        }
+    });
+}
+
+// Safety: every call is forwarded unchanged to the system allocator; the
+// counters are const-initialised thread-locals, which never allocate.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note();
+        // Safety: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note();
+        // Safety: same contract as ours.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note();
+        // Safety: same contract as ours.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // Safety: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Allocations made by `f` on this thread.
+fn allocations_in(f: impl FnOnce()) -> u64 {
+    ALLOCATIONS.with(|n| n.set(0));
+    COUNTING.with(|c| c.set(true));
+    f();
+    COUNTING.with(|c| c.set(false));
+    ALLOCATIONS.with(|n| n.get())
+}
+
+const KEY: [u8; 32] = [0x5A; 32];
+const T0: u64 = 1_763_800_000_000_000_000;
+
+/// Every RFC 8972 TLV the sender can ask for.
+fn all_tlvs() -> TlvOptions {
+    let mut o = TlvOptions::new();
+    o.set("location", "true")
+        .set("timestamp-info", "true")
+        .set("cos", "true")
+        .set("dscp", "46")
+        .set("direct-measurement", "true")
+        .set("access-report", "1")
+        .set("follow-up-telemetry", "true")
+        .set("padding", "64");
+    o
+}
+
+fn registry() -> Registry {
+    stamp_plugins::link();
+    Registry::from_linked(&TlvOptions::new(), &BTreeMap::new()).expect("registry")
+}
+
+/// Requests from `peers` senders, built by the real Session-Sender.
+fn requests(mode: AuthMode, tlv_hmac: bool, n: usize) -> Vec<Vec<u8>> {
+    let reg = registry();
+    let templates = request_templates(&reg, &all_tlvs()).expect("templates");
+    assert!(
+        templates.len() >= 7,
+        "plugins not linked: {}",
+        templates.len()
+    );
+    let config = SenderConfig {
+        mode,
+        ssid: 0x1234,
+        key: Some(HmacKey::new(&KEY)),
+        tlv_hmac,
+        ..SenderConfig::default()
+    };
+    let mut s = SenderSession::new(config, reg, templates).expect("session");
+    let clock = ManualClock::new(UnixNanos(T0), TimestampFormat::Ntp);
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    (0..n)
+        .map(|_| {
+            let len = s.build_request(&mut buf, Instant::now(), &clock);
+            buf[..len].to_vec()
+        })
+        .collect()
+}
+
+fn meta(len: usize, peer: u16) -> RecvMeta {
+    let mut m = RecvMeta::new(len, SocketAddr::from(([192, 0, 2, 1], 40_000 + peer)));
+    m.dst = Some([198, 51, 100, 7].into());
+    m.dst_port = 862;
+    m.ttl = Some(61);
+    m.tos = Some(0xB8);
+    m.rx_time = Some((UnixNanos(T0 + 1000), TimestampSource::Kernel));
+    m
+}
+
+/// Warm up, then count allocations while processing `rounds` × every
+/// request from `peers` senders; every request must be reflected with its
+/// TLVs processed (no U / M / I flag).
+fn assert_no_allocations(mode: AuthMode, tlv_hmac: bool, stateful: bool) {
+    let reqs = requests(mode, tlv_hmac, 64);
+    let config = ReflectorConfig {
+        mode,
+        stateful,
+        key: Some(HmacKey::new(&KEY)),
+        verify_tlv_hmac: tlv_hmac,
+        max_sessions: 100_000,
+        session_timeout: Duration::from_secs(60),
+        ..ReflectorConfig::default()
+    };
+    let mut r = Reflector::new(config, registry());
+    let clock = ManualClock::new(UnixNanos(T0 + 5000), TimestampFormat::Ntp);
+    let mut reply = vec![0u8; MAX_DATAGRAM].into_boxed_slice();
+    let metas: Vec<RecvMeta> = (0..1000).map(|p| meta(reqs[0].len(), p)).collect();
+    let now = Instant::now();
+
+    let mut run = |r: &mut Reflector, peers: std::ops::Range<usize>| {
+        let mut reflected = 0u64;
+        for m in &metas[peers] {
+            for req in &reqs {
+                if let Outcome::Reply { len, .. } = r.process(req, m, now, &clock, &mut reply) {
+                    assert_eq!(len, req.len());
+                    reflected += 1;
+                }
+            }
+        }
+        reflected
+    };
+    // Warm-up: the first sessions, lazily initialised statics.
+    let warm = run(&mut r, 0..4);
+    assert_eq!(warm, 4 * 64, "{:?}", r.stats());
+    let mut reflected = 0;
+    let allocations = allocations_in(|| {
+        // Old sessions, and 996 new ones created on the way.
+        reflected = run(&mut r, 0..1000);
+        r.expire_sessions(now + Duration::from_secs(1));
+    });
+    let st = r.stats();
+    assert_eq!(reflected, 1000 * 64, "{st:?}");
+    assert_eq!(
+        (
+            st.tlv_unrecognized,
+            st.tlv_malformed,
+            st.tlv_integrity_failed
+        ),
+        (0, 0, 0),
+        "{st:?}"
+    );
+    if stateful {
+        assert_eq!(r.sessions().len(), 1000);
+    }
+    assert_eq!(
+        allocations, 0,
+        "{allocations} heap allocations for {reflected} packets ({mode:?}, tlv_hmac {tlv_hmac}, stateful {stateful})"
+    );
+}
+
+#[test]
+fn counting_allocator_sees_allocations() {
+    // The harness itself works: a Vec allocates.
+    let n = allocations_in(|| {
+        let v: Vec<u8> = Vec::with_capacity(10);
+        std::hint::black_box(v);
+    });
+    assert_eq!(n, 1);
+}
+
+#[test]
+fn open_mode_with_every_rfc8972_tlv_allocates_nothing_per_packet() {
+    assert_no_allocations(AuthMode::Open, false, false);
+}
+
+#[test]
+fn open_mode_with_tlvs_and_hmac_tlv_stateful_allocates_nothing_per_packet() {
+    assert_no_allocations(AuthMode::Open, true, true);
+}
+
+#[test]
+fn authenticated_mode_with_tlvs_allocates_nothing_per_packet() {
+    assert_no_allocations(AuthMode::Authenticated, false, false);
+}
+
+#[test]
+fn authenticated_stateful_mode_creating_sessions_allocates_nothing() {
+    assert_no_allocations(AuthMode::Authenticated, true, true);
+}

@@ -1,0 +1,156 @@
+//! Runtime behaviour of issue 5 through the real binaries: `--workers N`
+//! reflects every packet of several senders and merges its counters; an idle
+//! sender and an idle reflector use (almost) no CPU; Ctrl-C stops either
+//! within a second.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use stamp_tests::{bin, count, cpu_ticks, json_lines, sender, Reflector};
+
+/// Names of the threads of `pid` (/proc/PID/task/*/comm).
+fn thread_names(pid: u32) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter_map(|e| std::fs::read_to_string(e.path().join("comm")).ok())
+                .map(|s| s.trim().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[test]
+fn two_workers_answer_every_packet_of_several_senders_and_merge_counters() {
+    let r = Reflector::start(&[
+        "-S",
+        "127.0.0.1",
+        "--workers",
+        "2",
+        "--stateful-reflector",
+        "--output-format",
+        "json",
+    ]);
+    let names = thread_names(r.pid());
+    for w in ["reflector-0", "reflector-1"] {
+        assert!(names.iter().any(|n| n == w), "{names:?}");
+    }
+    let port = r.port();
+    let senders: Vec<_> = (0..4)
+        .map(|i| {
+            let port = port.clone();
+            std::thread::spawn(move || {
+                let ssid = (100 + i).to_string();
+                sender(
+                    "127.0.0.1",
+                    &port,
+                    &["-c", "100", "-d", "2", "--ssid", &ssid],
+                )
+            })
+        })
+        .collect();
+    for s in senders {
+        let out = s.join().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(count(&text, "Packets received"), 100, "{text}");
+    }
+    let (status, out, took) = r.interrupt();
+    assert!(status.success(), "{status:?}");
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    let summary = json_lines(&out)
+        .into_iter()
+        .find(|v| v["type"] == "reflector_summary")
+        .unwrap_or_else(|| panic!("no summary in {out}"));
+    assert_eq!(summary["received"], 400, "{summary}");
+    assert_eq!(summary["reflected"], 400, "{summary}");
+    assert_eq!(summary["sessions_created"], 4, "{summary}");
+    assert_eq!(summary["active_sessions"], 4, "{summary}");
+}
+
+#[test]
+fn workers_default_to_one_per_cpu_and_stop_on_ctrl_c_under_load() {
+    let r = Reflector::start(&["-S", "127.0.0.1"]);
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers = thread_names(r.pid())
+        .iter()
+        .filter(|n| n.starts_with("reflector-"))
+        .count();
+    assert_eq!(workers, cpus);
+    // Keep it busy while it is interrupted.
+    let port = r.port();
+    let load = std::thread::spawn(move || {
+        sender("127.0.0.1", &port, &["-c", "3000", "-d", "0.1", "-L", "1"])
+    });
+    std::thread::sleep(Duration::from_millis(150));
+    let (status, out, took) = r.interrupt();
+    assert!(status.success(), "{status:?}");
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    assert!(out.contains("Packets reflected: "), "{out}");
+    let _ = load.join();
+}
+
+#[test]
+fn idle_reflector_uses_no_cpu() {
+    let r = Reflector::start(&["-S", "127.0.0.1", "--stateful-reflector"]);
+    let before = cpu_ticks(r.pid());
+    std::thread::sleep(Duration::from_secs(2));
+    let used = cpu_ticks(r.pid()) - before;
+    // Clock ticks are 10 ms: a busy loop would burn about 200.
+    assert!(used <= 3, "idle reflector used {used} ticks in 2 s");
+    let (status, _, took) = r.interrupt();
+    assert!(
+        status.success() && took < Duration::from_secs(1),
+        "{took:?}"
+    );
+}
+
+#[test]
+fn idle_sender_uses_no_cpu_and_stops_on_ctrl_c_with_a_summary() {
+    let r = Reflector::start(&["-S", "127.0.0.1"]);
+    let mut child = Command::new(bin("stamp-suite"))
+        .args(["-r", "127.0.0.1", "-p", &r.port(), "-c", "0", "-d", "1000"])
+        .env_remove("STAMP_HMAC_KEY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn sender");
+    let pid = child.id();
+    std::thread::sleep(Duration::from_millis(200));
+    let before = cpu_ticks(pid);
+    std::thread::sleep(Duration::from_secs(2));
+    let used = cpu_ticks(pid) - before;
+    assert!(used <= 3, "idle sender used {used} ticks in 2 s");
+
+    let t0 = Instant::now();
+    Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .expect("kill");
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if t0.elapsed() > Duration::from_secs(5) {
+            let _ = child.kill();
+            panic!("sender ignored SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let took = t0.elapsed();
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    assert!(status.success(), "{status:?}");
+    let mut text = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut text)
+        .unwrap();
+    let sent = count(&text, "Packets sent");
+    assert!((2..=4).contains(&sent), "{text}");
+    assert_eq!(count(&text, "Packets received"), sent, "{text}");
+}
