@@ -21,7 +21,7 @@ complete -c stamp-reflector -l session-timeout -d 'Idle seconds after which a st
 complete -c stamp-reflector -l tlv-mode -d 'Echo TLVs with RFC 8972 processing, or strip them keeping the length [default: echo]' -r -f -a "echo\t'Process them as RFC 8972 says and echo them'
 ignore\t'Strip them, keeping the request\'s length'"
 complete -c stamp-reflector -l reflector-member-link-id -d 'RFC 9534 reflector micro-session ID (member-link identifier)' -r
-complete -c stamp-reflector -l max-pps -d 'Most requests per second answered (rate limit)' -r
+complete -c stamp-reflector -l max-pps -d 'Most requests per second answered per source (IPv4 address or IPv6 /64), token bucket' -r
 complete -c stamp-reflector -l reflector-rate-burst -d 'Burst allowed above --max-pps' -r
 complete -c stamp-reflector -l max-sessions -d 'Most stateful sessions kept at once [default: 65536]' -r
 complete -c stamp-reflector -l reflected-control-max-count -d 'Asymmetrical packets policy: most replies per request' -r

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! stamp-bench [--pairs N] [--seconds S] [--sessions N] [--reflector PATH]
+//!             [--window N] [--flows N]
 //! stamp-bench --quick                      smoke run (tests/e2e/perf_smoke.rs)
 //! stamp-bench --callgrind-loop MODE N      in-process loop for scripts/callgrind.sh
 //! stamp-bench --baseline-echo              the baseline server (started by the bench)
@@ -15,15 +16,13 @@
 #![allow(unsafe_code)]
 
 mod baseline;
-use stamp_suite::pacing;
+mod loadgen;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitCode, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use stamp_core::clock::{TimestampSource, UnixNanos};
@@ -37,8 +36,10 @@ use stamp_net::{ClockOverrides, SystemClock};
 use stamp_wire::{AuthMode, TimestampFormat, MAX_DATAGRAM};
 
 const KEY_HEX: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
-/// Requests in flight in the closed-loop throughput test.
+/// Requests in flight per flow in the closed-loop throughput test.
 const WINDOW: u64 = 512;
+/// Flows (sockets, one generator thread each) of the `--workers` comparison.
+const WORKER_FLOWS: usize = 4;
 
 struct Opts {
     pairs: usize,
@@ -46,6 +47,8 @@ struct Opts {
     sessions: usize,
     precision_seconds: f64,
     reflector: PathBuf,
+    window: u64,
+    flows: usize,
 }
 
 fn main() -> ExitCode {
@@ -57,6 +60,8 @@ fn main() -> ExitCode {
         sessions: 1_000_000,
         precision_seconds: 3.0,
         reflector: sibling("stamp-suite"),
+        window: WINDOW,
+        flows: 1,
     };
     let mut i = 0;
     while i < args.len() {
@@ -88,6 +93,14 @@ fn main() -> ExitCode {
                 opts.sessions = next(i).parse().unwrap_or(1_000_000);
                 i += 1;
             }
+            "--window" => {
+                opts.window = next(i).parse().unwrap_or(WINDOW).clamp(1, 1 << 16);
+                i += 1;
+            }
+            "--flows" => {
+                opts.flows = next(i).parse().unwrap_or(1).clamp(1, 64);
+                i += 1;
+            }
             "--reflector" => {
                 opts.reflector = PathBuf::from(next(i));
                 i += 1;
@@ -114,6 +127,7 @@ fn main() -> ExitCode {
 
 const USAGE: &str =
     "usage: stamp-bench [--quick] [--pairs N] [--seconds S] [--sessions N] [--reflector PATH]
+                   [--window N] [--flows N]
        stamp-bench --callgrind-loop open|tlv|auth N";
 
 /// A binary next to this one (same target directory).
@@ -361,6 +375,19 @@ fn cpu_ns(pid: u32) -> u64 {
     (tick(11) + tick(12)) * 10_000_000
 }
 
+/// CPU time of this process (every thread, finished ones included) in
+/// nanoseconds, from getrusage(RUSAGE_SELF).
+fn self_cpu_ns() -> u64 {
+    // Safety: all-zero is a valid rusage; getrusage fills it.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // Safety: a valid pointer to a live rusage.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return 0;
+    }
+    let ns = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1000;
+    ns(ru.ru_utime) + ns(ru.ru_stime)
+}
+
 fn rss_kib(status_path: &str) -> u64 {
     std::fs::read_to_string(status_path)
         .unwrap_or_default()
@@ -377,11 +404,16 @@ struct Load {
     received: u64,
     seconds: f64,
     server_cpu_ns: u64,
+    /// CPU of this process (the generator) during the run.
+    gen_cpu_ns: u64,
 }
 
 impl Load {
     fn pps(&self) -> f64 {
         self.received as f64 / self.seconds
+    }
+    fn offered_pps(&self) -> f64 {
+        self.sent as f64 / self.seconds
     }
     fn loss_pct(&self) -> f64 {
         if self.sent == 0 {
@@ -396,115 +428,45 @@ impl Load {
     fn cpu_pct(&self) -> f64 {
         self.server_cpu_ns as f64 / (self.seconds * 1e9) * 100.0
     }
-}
-
-fn client(target: SocketAddr) -> Result<UdpSocket, String> {
-    let s = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    s.connect(target).map_err(|e| e.to_string())?;
-    let r = socket2::SockRef::from(&s);
-    let _ = r.set_recv_buffer_size(4 << 20);
-    let _ = r.set_send_buffer_size(4 << 20);
-    s.set_read_timeout(Some(Duration::from_millis(20)))
-        .map_err(|e| e.to_string())?;
-    Ok(s)
-}
-
-/// Count replies on `socket` until `stop`.
-fn receiver(socket: UdpSocket, stop: Arc<AtomicBool>, count: Arc<AtomicU64>) {
-    let mut buf = vec![0u8; MAX_DATAGRAM];
-    while !stop.load(Ordering::Relaxed) {
-        if socket.recv(&mut buf).is_ok() {
-            count.fetch_add(1, Ordering::Relaxed);
-        }
+    fn gen_cpu_pct(&self) -> f64 {
+        self.gen_cpu_ns as f64 / (self.seconds * 1e9) * 100.0
     }
 }
 
-/// Closed loop: keep `WINDOW` requests in flight for `seconds`; the rate is
-/// what the server sustains.
-fn throughput(server: &Server, reqs: &[Vec<u8>], seconds: f64) -> Result<Load, String> {
-    let socket = client(server.addr)?;
-    let rx = socket.try_clone().map_err(|e| e.to_string())?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let got = Arc::new(AtomicU64::new(0));
-    let h = {
-        let (stop, got) = (stop.clone(), got.clone());
-        std::thread::spawn(move || receiver(rx, stop, got))
-    };
-    let cpu0 = server.cpu_ns();
+/// Closed loop (batched, see loadgen.rs): keep `window` requests in flight
+/// on each of `flows` sockets for `seconds`; the rate is what the server
+/// sustains.
+fn throughput(
+    server: &Server,
+    reqs: &[Vec<u8>],
+    window: u64,
+    flows: usize,
+    seconds: f64,
+) -> Result<Load, String> {
+    let (cpu0, gen0) = (server.cpu_ns(), self_cpu_ns());
     let t0 = Instant::now();
-    let end = t0 + Duration::from_secs_f64(seconds);
-    let (mut sent, mut written_off) = (0u64, 0u64);
-    let mut last_progress = (t0, 0u64);
-    loop {
-        let now = Instant::now();
-        if now >= end {
-            break;
-        }
-        let received = got.load(Ordering::Relaxed);
-        if received != last_progress.1 {
-            last_progress = (now, received);
-        } else if now - last_progress.0 > Duration::from_millis(20) {
-            // Lost requests: stop waiting for them.
-            written_off = sent - received;
-            last_progress = (now, received);
-        }
-        if sent - received - written_off.min(sent - received) < WINDOW {
-            let _ = socket.send(&reqs[sent as usize % reqs.len()]);
-            sent += 1;
-        } else {
-            std::hint::spin_loop();
-        }
-    }
+    let c = loadgen::closed_loop(server.addr, reqs, window, flows, seconds)?;
     let elapsed = t0.elapsed().as_secs_f64();
-    let received = got.load(Ordering::Relaxed);
-    let cpu = server.cpu_ns() - cpu0;
-    stop.store(true, Ordering::Relaxed);
-    let _ = h.join();
     Ok(Load {
-        sent,
-        received,
+        sent: c.sent,
+        received: c.received,
         seconds: elapsed,
-        server_cpu_ns: cpu,
+        server_cpu_ns: server.cpu_ns() - cpu0,
+        gen_cpu_ns: self_cpu_ns() - gen0,
     })
 }
 
-/// Open loop at a fixed rate (paced like the sender), then a 200 ms drain.
+/// Open loop at a fixed offered rate (`pps` 0: as fast as the generator
+/// goes), paced by batches, then a 200 ms drain (its server CPU counted).
 fn fixed_rate(server: &Server, reqs: &[Vec<u8>], pps: u64, seconds: f64) -> Result<Load, String> {
-    let socket = client(server.addr)?;
-    let rx = socket.try_clone().map_err(|e| e.to_string())?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let got = Arc::new(AtomicU64::new(0));
-    let h = {
-        let (stop, got) = (stop.clone(), got.clone());
-        std::thread::spawn(move || receiver(rx, stop, got))
-    };
-    let n = (pps as f64 * seconds) as u64;
-    let never = AtomicBool::new(false);
-    let cpu0 = server.cpu_ns();
-    let t0 = Instant::now();
-    pacing::precise_timers();
-    let mut pacer = pacing::Pacer::new(
-        t0,
-        Duration::from_nanos(1_000_000_000 / pps),
-        pacing::DEFAULT_SPIN,
-    );
-    for i in 0..n {
-        if pacer.wait(&never).is_none() {
-            break;
-        }
-        let _ = socket.send(&reqs[i as usize % reqs.len()]);
-        pacer.advance();
-    }
-    let elapsed = t0.elapsed().as_secs_f64();
-    std::thread::sleep(Duration::from_millis(200));
-    let cpu = server.cpu_ns() - cpu0;
-    stop.store(true, Ordering::Relaxed);
-    let _ = h.join();
+    let (cpu0, gen0) = (server.cpu_ns(), self_cpu_ns());
+    let (c, elapsed) = loadgen::open_loop(server.addr, reqs, pps, seconds)?;
     Ok(Load {
-        sent: n,
-        received: got.load(Ordering::Relaxed),
+        sent: c.sent,
+        received: c.received,
         seconds: elapsed,
-        server_cpu_ns: cpu,
+        server_cpu_ns: server.cpu_ns() - cpu0,
+        gen_cpu_ns: self_cpu_ns() - gen0,
     })
 }
 
@@ -549,9 +511,10 @@ fn bench(o: &Opts) -> Result<(), String> {
     let mut cmd = Command::new(sibling("stamp-bench"));
     cmd.arg("--baseline-echo");
     let base = Server::start("baseline echo", cmd, "baseline echo listening on ")?;
-    let ours = |auth: bool| -> Result<Server, String> {
+    let ours = |auth: bool, workers: usize| -> Result<Server, String> {
         let mut cmd = Command::new(&o.reflector);
-        cmd.args(["-i", "-S", "127.0.0.1", "-o", "0", "--workers", "1"])
+        cmd.args(["-i", "-S", "127.0.0.1", "-o", "0", "--workers"])
+            .arg(workers.to_string())
             .env_remove("STAMP_HMAC_KEY")
             .env("STAMP_LOG", "warn");
         if auth {
@@ -563,17 +526,44 @@ fn bench(o: &Opts) -> Result<(), String> {
             "stamp reflector listening on ",
         )
     };
-    let ours_open = ours(false)?;
-    let ours_auth = ours(true)?;
+    let ours_open = ours(false, 1)?;
+    let ours_auth = ours(true, 1)?;
+    let ours_two = ours(false, 2)?;
     let idle_base = base.rss_kib();
     let idle_ours = ours_open.rss_kib();
 
+    // What the generator alone can offer (nobody reads the target socket).
+    println!();
+    println!(
+        "== load generator (sendmmsg/recvmmsg, {} per call; shares the CPUs with the server, nothing pinned) ==",
+        loadgen::BATCH
+    );
+    for kind in [Kind::Open44, Kind::Open1400] {
+        let reqs = requests(kind, 256);
+        let pps = loadgen::capacity(&reqs, o.seconds.min(1.0))?;
+        println!(
+            "offered as fast as possible, {} octets, to an unread socket: {pps:.0} pps",
+            reqs[0].len()
+        );
+    }
+
     // Throughput: closed loop, per kind, interleaved pairs.
     println!();
-    println!("== throughput (reflected packets/s, closed loop, {WINDOW} in flight; ours: --workers 1) ==");
     println!(
-        "{:<16} {:>12} {:>12} {:>8} {:>12} {:>12} {:>8}",
-        "packet", "baseline pps", "ours pps", "ratio", "base ns/pkt", "ours ns/pkt", "cpu x"
+        "== throughput (reflected packets/s, closed loop, {} in flight on {} flow(s); ours: --workers 1) ==",
+        o.window, o.flows
+    );
+    println!(
+        "{:<22} {:>12} {:>12} {:>7} {:>11} {:>11} {:>6} {:>9} {:>9}",
+        "packet",
+        "baseline pps",
+        "ours pps",
+        "ratio",
+        "base ns/pkt",
+        "ours ns/pkt",
+        "cpu x",
+        "gen cpu%",
+        "srv cpu%"
     );
     let mut ratios = Vec::new();
     for kind in [Kind::Open44, Kind::Open1400, Kind::Tlvs, Kind::Auth] {
@@ -583,38 +573,53 @@ fn bench(o: &Opts) -> Result<(), String> {
         } else {
             &ours_open
         };
-        let (mut bp, mut op, mut r, mut bn, mut on) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut bp, mut op, mut r, mut bn, mut on, mut g, mut c) = (
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+        );
         for _ in 0..o.pairs {
-            let b = throughput(&base, &reqs, o.seconds)?;
-            let s = throughput(server, &reqs, o.seconds)?;
+            let b = throughput(&base, &reqs, o.window, o.flows, o.seconds)?;
+            let s = throughput(server, &reqs, o.window, o.flows, o.seconds)?;
             bp.push(b.pps());
             op.push(s.pps());
             r.push(s.pps() / b.pps().max(1.0));
             bn.push(b.ns_per_packet());
             on.push(s.ns_per_packet());
+            g.push(b.gen_cpu_pct());
+            g.push(s.gen_cpu_pct());
+            c.push(b.cpu_pct());
+            c.push(s.cpu_pct());
         }
         let (bn, on) = (median(bn), median(on));
         let ratio = median(r);
         println!(
-            "{:<16} {:>12.0} {:>12.0} {:>8.2} {:>12.0} {:>12.0} {:>8.2}",
+            "{:<22} {:>12.0} {:>12.0} {:>7.2} {:>11.0} {:>11.0} {:>6.2} {:>9.0} {:>9.0}",
             format!("{} ({}o)", kind.label(), reqs[0].len()),
             median(bp),
             median(op),
             ratio,
             bn,
             on,
-            on / bn
+            on / bn,
+            median(g),
+            median(c)
         );
         ratios.push((kind, ratio));
     }
 
     // Fixed offered rate: loss and CPU.
     println!();
-    println!("== fixed rate (open 44 octets, paced; loss and server CPU) ==");
+    println!("== fixed rate (open 44 octets, open loop paced by batches of >= 100 µs of traffic; 0 = as fast as possible) ==");
     println!(
-        "{:<10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8}",
+        "{:<10} {:>11} {:>11} {:>10} {:>10} {:>9} {:>9} {:>9} {:>9} {:>6}",
         "rate",
+        "offered b/o",
+        "reflect b/o",
         "base loss%",
         "ours loss%",
         "base cpu%",
@@ -625,39 +630,82 @@ fn bench(o: &Opts) -> Result<(), String> {
     );
     let reqs = requests(Kind::Open44, 256);
     let mut cpu_ratio_10k = f64::NAN;
-    for rate in [10_000u64, 100_000] {
-        let (mut bl, mut ol, mut bc, mut oc, mut bn, mut on) = (
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-        );
+    for rate in [10_000u64, 100_000, 200_000, 0] {
+        let mut v: [Vec<f64>; 10] = Default::default();
         for _ in 0..o.pairs {
             let b = fixed_rate(&base, &reqs, rate, o.seconds)?;
             let s = fixed_rate(&ours_open, &reqs, rate, o.seconds)?;
-            bl.push(b.loss_pct());
-            ol.push(s.loss_pct());
-            bc.push(b.cpu_pct());
-            oc.push(s.cpu_pct());
-            bn.push(b.ns_per_packet());
-            on.push(s.ns_per_packet());
+            for (slot, x) in v.iter_mut().zip([
+                b.offered_pps(),
+                s.offered_pps(),
+                b.pps(),
+                s.pps(),
+                b.loss_pct(),
+                s.loss_pct(),
+                b.cpu_pct(),
+                s.cpu_pct(),
+                b.ns_per_packet(),
+                s.ns_per_packet(),
+            ]) {
+                slot.push(x);
+            }
         }
-        let (bc, oc) = (median(bc), median(oc));
+        let m: Vec<f64> = v.into_iter().map(median).collect();
         if rate == 10_000 {
-            cpu_ratio_10k = oc / bc;
+            cpu_ratio_10k = m[7] / m[6];
+        }
+        let k = |x: f64| format!("{:.0}k", x / 1000.0);
+        println!(
+            "{:<10} {:>11} {:>11} {:>10.3} {:>10.3} {:>9.1} {:>9.1} {:>9.0} {:>9.0} {:>6.2}",
+            if rate == 0 {
+                "max".to_string()
+            } else {
+                format!("{rate} pps")
+            },
+            format!("{}/{}", k(m[0]), k(m[1])),
+            format!("{}/{}", k(m[2]), k(m[3])),
+            m[4],
+            m[5],
+            m[6],
+            m[7],
+            m[8],
+            m[9],
+            m[7] / m[6]
+        );
+    }
+
+    // Workers: the same reflector with --workers 1 and 2, several flows so
+    // SO_REUSEPORT can spread them.
+    println!();
+    println!(
+        "== workers (ours, open 44 octets, closed loop on {WORKER_FLOWS} flows x {} in flight; interleaved) ==",
+        o.window
+    );
+    println!(
+        "{:<12} {:>12} {:>12} {:>7} {:>11} {:>11}",
+        "", "workers 1", "workers 2", "2 / 1", "w1 cpu%", "w2 cpu%"
+    );
+    {
+        let reqs = requests(Kind::Open44, 256);
+        let (mut p1, mut p2, mut r, mut c1, mut c2) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..o.pairs {
+            let a = throughput(&ours_open, &reqs, o.window, WORKER_FLOWS, o.seconds)?;
+            let b = throughput(&ours_two, &reqs, o.window, WORKER_FLOWS, o.seconds)?;
+            p1.push(a.pps());
+            p2.push(b.pps());
+            r.push(b.pps() / a.pps().max(1.0));
+            c1.push(a.cpu_pct());
+            c2.push(b.cpu_pct());
         }
         println!(
-            "{:<10} {:>10.3} {:>10.3} {:>10.1} {:>10.1} {:>10.0} {:>10.0} {:>8.2}",
-            format!("{rate} pps"),
-            median(bl),
-            median(ol),
-            bc,
-            oc,
-            median(bn),
-            median(on),
-            oc / bc
+            "{:<12} {:>12.0} {:>12.0} {:>7.2} {:>11.0} {:>11.0}",
+            "pps",
+            median(p1),
+            median(p2),
+            median(r),
+            median(c1),
+            median(c2)
         );
     }
 
@@ -728,7 +776,7 @@ fn bench(o: &Opts) -> Result<(), String> {
             "above target"
         }
     );
-    drop((base, ours_open, ours_auth));
+    drop((base, ours_open, ours_auth, ours_two));
     Ok(())
 }
 

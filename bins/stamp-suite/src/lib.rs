@@ -3,6 +3,11 @@
 #![forbid(unsafe_code)]
 
 mod app;
+#[cfg(feature = "metrics")]
+mod metrics;
+#[cfg(not(feature = "metrics"))]
+#[path = "metrics_off.rs"]
+mod metrics;
 pub mod pacing;
 mod reflector_run;
 mod report;

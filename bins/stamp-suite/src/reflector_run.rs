@@ -9,7 +9,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -22,6 +22,8 @@ use stamp_core::transport::{RecvMeta, SendMeta, Transport};
 use stamp_net::{ClockOverrides, SystemClock, UdpOptions, UdpTransport};
 use stamp_wire::MAX_DATAGRAM;
 use tokio::sync::watch;
+
+use crate::metrics::{ReflectorMetrics, WorkerMetrics};
 
 /// Datagrams moved per system call.
 const BATCH: usize = 32;
@@ -47,6 +49,8 @@ struct WorkerSpec {
     registry: Registry,
     clock_format: stamp_wire::TimestampFormat,
     clock_overrides: ClockOverrides,
+    /// Shared counters for the metrics endpoint (`--metrics`).
+    metrics: Option<Arc<ReflectorMetrics>>,
 }
 
 /// Number of workers: `--workers`, else one per CPU.
@@ -62,6 +66,14 @@ pub async fn run(s: &Settings, registry: Registry) -> Result<ExitCode, String> {
         s.local_port.unwrap_or(862),
     );
     let workers = worker_count(s);
+    // The endpoint binds first: a bad --metrics-addr fails before any worker.
+    let metrics = if s.metrics {
+        let m = ReflectorMetrics::new(workers);
+        crate::metrics::start(s.metrics_addr, m.clone()).await?;
+        Some(m)
+    } else {
+        None
+    };
     let spec = WorkerSpec {
         opts: UdpOptions {
             recv_buffer: Some(4 << 20),
@@ -81,6 +93,10 @@ pub async fn run(s: &Settings, registry: Registry) -> Result<ExitCode, String> {
             // every packet clones it again (no key schedule per packet).
             key: s.hmac_key.as_deref().map(HmacKey::new),
             unknown_ttl: 255,
+            // Per source address, per worker; the global cap is API-only.
+            max_pps: s.max_pps,
+            rate_burst: s.reflector_rate_burst,
+            global_max_pps: None,
         },
         registry,
         clock_format: s.clock_format,
@@ -89,6 +105,7 @@ pub async fn run(s: &Settings, registry: Registry) -> Result<ExitCode, String> {
             scale: s.error_scale,
             multiplier: s.error_multiplier,
         },
+        metrics,
     };
     let shutdown_rx = crate::shutdown::signal();
     // Workers stop when either Ctrl-C arrives or this driver gives up.
@@ -210,7 +227,8 @@ fn worker(
         tracing::debug!(worker = id, address = %bound, "worker ready");
         let clock = SystemClock::new(spec.clock_format, spec.clock_overrides);
         let reflector = Reflector::new(spec.config, spec.registry);
-        serve(transport, reflector, clock, stop, shutdown).await
+        let slot = spec.metrics.as_deref().map(|m| m.worker(id));
+        serve(transport, reflector, clock, stop, shutdown, slot).await
     })
 }
 
@@ -223,6 +241,7 @@ async fn serve(
     clock: SystemClock,
     mut stop: watch::Receiver<bool>,
     mut shutdown: watch::Receiver<bool>,
+    metrics: Option<&WorkerMetrics>,
 ) -> Result<WorkerReport, String> {
     let mut rx_bufs: Vec<Box<[u8]>> = (0..BATCH)
         .map(|_| vec![0u8; MAX_DATAGRAM].into_boxed_slice())
@@ -254,6 +273,9 @@ async fn serve(
             _ = expiry.tick(), if expiring => {
                 // A bounded step (SessionTable::expire): never a stall.
                 reflector.expire_sessions(Instant::now());
+                if let Some(m) = metrics {
+                    m.publish(reflector.stats(), reflector.sessions().len(), send_errors);
+                }
                 continue;
             }
             r = transport.recv_batch(&mut rx_bufs, &mut rx_meta) => match r {
@@ -265,6 +287,8 @@ async fn serve(
             },
         };
         let now = Instant::now();
+        // With metrics on, one more clock read per request times it.
+        let mut mark = now;
         tx_meta.clear();
         for i in 0..n {
             let meta = &mut rx_meta[i];
@@ -293,6 +317,12 @@ async fn serve(
                     tracing::debug!(peer = %meta.src, reason = reason.label(), "request dropped");
                 }
             }
+            if let Some(m) = metrics {
+                let t = Instant::now();
+                let ns = i64::try_from((t - mark).as_nanos()).unwrap_or(i64::MAX);
+                m.processing.observe_ns(ns);
+                mark = t;
+            }
         }
         let mut sent = 0;
         while sent < tx_meta.len() {
@@ -308,6 +338,10 @@ async fn serve(
                     sent += 1;
                 }
             }
+        }
+        // After each batch: a few relaxed stores into this worker's slot.
+        if let Some(m) = metrics {
+            m.publish(reflector.stats(), reflector.sessions().len(), send_errors);
         }
     }
 

@@ -19,6 +19,7 @@ use stamp_net::{ClockOverrides, SystemClock, UdpOptions, UdpTransport};
 use stamp_wire::MAX_DATAGRAM;
 use tokio::sync::{watch, Notify};
 
+use crate::metrics::{SenderMetrics, TargetMetrics};
 use crate::report;
 
 use crate::pacing;
@@ -90,13 +91,22 @@ pub async fn run(s: &Settings, registry: Registry) -> Result<ExitCode, String> {
     if plan.format == OutputFormat::Csv {
         println!("{}", report::CSV_HEADER);
     }
+    // Per target, labelled target="ADDR:PORT"; bound before any packet.
+    let metrics = if s.metrics {
+        let m = SenderMetrics::new(&targets);
+        crate::metrics::start(s.metrics_addr, m.clone()).await?;
+        Some(m)
+    } else {
+        None
+    };
     let shutdown = crate::shutdown::signal();
     let mut tasks = tokio::task::JoinSet::new();
-    for target in targets.iter().copied() {
+    for (i, target) in targets.iter().copied().enumerate() {
         let session = SenderSession::new(config.clone(), registry.clone(), templates.clone())?;
         let (plan, clock, shutdown) = (plan.clone(), clock.clone(), shutdown.clone());
+        let metrics = metrics.as_ref().map(|m| m.target(i));
         tasks.spawn(async move {
-            run_target(target, session, plan, clock, shutdown)
+            run_target(target, session, plan, clock, shutdown, metrics)
                 .await
                 .map(|st| (target, st))
         });
@@ -138,6 +148,7 @@ async fn run_target(
     plan: Plan,
     clock: Arc<SystemClock>,
     mut shutdown: watch::Receiver<bool>,
+    metrics: Option<Arc<TargetMetrics>>,
 ) -> Result<SenderStats, String> {
     let unspecified = if target.is_ipv6() {
         IpAddr::V6(Ipv6Addr::UNSPECIFIED)
@@ -179,9 +190,15 @@ async fn run_target(
     let pacer = {
         let (session, shared, clock) = (session.clone(), shared.clone(), clock.clone());
         let (count, delay) = (plan.count, plan.delay);
+        let metrics = metrics.clone();
         std::thread::Builder::new()
             .name(format!("pacing-{target}"))
-            .spawn(move || pace(&session, &tx_socket, target, &clock, count, delay, &shared))
+            .spawn(move || {
+                let m = metrics.as_deref();
+                pace(
+                    &session, &tx_socket, target, &clock, count, delay, &shared, m,
+                )
+            })
             .map_err(|e| format!("cannot start the pacing thread: {e}"))?
     };
 
@@ -195,6 +212,11 @@ async fn run_target(
     loop {
         let (deadline, outstanding) = {
             let s = lock(&session);
+            // Counters published under the lock, so they never go backwards;
+            // the receive task yields (and a scrape runs) only after this.
+            if let Some(m) = &metrics {
+                m.publish(s.stats());
+            }
             (s.next_deadline(), s.outstanding())
         };
         if shared.done.load(Ordering::Acquire) && outstanding == 0 {
@@ -222,6 +244,9 @@ async fn run_target(
                         None => (user_t4, TimestampSource::UserSpace),
                     };
                     let event = lock(&session).on_reply(&rx[i][..m.len], m, t4, src, clock.error_estimate());
+                    if let (Some(mx), ReplyEvent::Matched(rec)) = (&metrics, &event) {
+                        mx.observe(rec);
+                    }
                     match event {
                         ReplyEvent::Matched(rec) if show => report::packet(&mut stdout.lock(), plan.format, target, plan.multi, &rec),
                         ReplyEvent::Matched(_) => {}
@@ -251,6 +276,9 @@ async fn run_target(
             report::lost(&mut stdout.lock(), plan.format, target, plan.multi, seq);
         }
     }
+    if let Some(m) = &metrics {
+        m.publish(session.stats());
+    }
     let _ = stdout.lock().flush();
     Ok(session.stats().clone())
 }
@@ -271,6 +299,7 @@ fn lock(session: &Mutex<SenderSession>) -> MutexGuard<'_, SenderSession> {
 
 /// The pacing thread: at each slot of the schedule, build the request (T1
 /// read inside, as late as possible) and send it.
+#[allow(clippy::too_many_arguments)]
 fn pace(
     session: &Mutex<SenderSession>,
     socket: &std::net::UdpSocket,
@@ -279,6 +308,7 @@ fn pace(
     count: u64,
     delay: Duration,
     shared: &PacingShared,
+    metrics: Option<&TargetMetrics>,
 ) {
     pacing::precise_timers();
     let mut buf = vec![0u8; MAX_DATAGRAM];
@@ -295,7 +325,11 @@ fn pace(
         let (len, was_quiet) = {
             let mut s = lock(session);
             let quiet = s.outstanding() == 0;
-            (s.build_request(&mut buf, Instant::now(), clock), quiet)
+            let len = s.build_request(&mut buf, Instant::now(), clock);
+            if let Some(m) = metrics {
+                m.publish_sent(s.stats().sent);
+            }
+            (len, quiet)
         };
         send_now(socket, &buf[..len], target, &shared.stop);
         late_sent.record(slot, Instant::now());

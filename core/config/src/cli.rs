@@ -125,7 +125,7 @@ pub struct Cli {
     #[arg(long, value_name = "N", help_heading = REFLECTOR)]
     pub reflector_member_link_id: Option<u16>,
 
-    /// Most requests per second answered (rate limit).
+    /// Most requests per second answered per source (IPv4 address or IPv6 /64), token bucket.
     #[arg(long, value_name = "N", help_heading = REFLECTOR)]
     pub max_pps: Option<u64>,
 

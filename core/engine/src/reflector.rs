@@ -16,6 +16,7 @@ use stamp_wire::{
 use crate::clock::{Clock, TimestampMethod, TimestampSource};
 use crate::handler::{ClockFacts, ReflectContext, ReplyPlan, SessionCounters, TlvSlot, TlvVerdict};
 use crate::hmac::{HmacKey, TAG_LEN};
+use crate::ratelimit::RateLimiter;
 use crate::registry::Registry;
 use crate::session::{SessionKey, SessionTable};
 use crate::transport::RecvMeta;
@@ -50,6 +51,15 @@ pub struct ReflectorConfig {
     pub key: Option<HmacKey>,
     /// TTL reported when the transport cannot read it (RFC 5357 §4.2.1).
     pub unknown_ttl: u8,
+    /// Requests per second accepted from one source, an IPv4 address or an
+    /// IPv6 /64 (`--max-pps`); `None` = unlimited. See [`crate::ratelimit`].
+    pub max_pps: Option<u64>,
+    /// Burst above `max_pps`, in requests (`--reflector-rate-burst`);
+    /// `None` = one second's worth.
+    pub rate_burst: Option<u64>,
+    /// Requests per second accepted from all sources together; `None` =
+    /// unlimited.
+    pub global_max_pps: Option<u64>,
 }
 
 impl Default for ReflectorConfig {
@@ -63,6 +73,9 @@ impl Default for ReflectorConfig {
             verify_tlv_hmac: false,
             key: None,
             unknown_ttl: 255,
+            max_pps: None,
+            rate_burst: None,
+            global_max_pps: None,
         }
     }
 }
@@ -81,16 +94,19 @@ pub enum DropReason {
     TlvDiscard,
     /// The request asked for no reply (RFC 9503 Control Code).
     Suppressed,
+    /// Over the per-source or global request rate.
+    RateLimited,
 }
 
 impl DropReason {
     /// Every reason, for reports.
-    pub const ALL: [DropReason; 5] = [
+    pub const ALL: [DropReason; 6] = [
         DropReason::Truncated,
         DropReason::AuthFailed,
         DropReason::SessionLimit,
         DropReason::TlvDiscard,
         DropReason::Suppressed,
+        DropReason::RateLimited,
     ];
 
     /// Label used in summaries and metrics.
@@ -101,6 +117,7 @@ impl DropReason {
             DropReason::SessionLimit => "session_limit",
             DropReason::TlvDiscard => "tlv_discard",
             DropReason::Suppressed => "suppressed",
+            DropReason::RateLimited => "rate_limited",
         }
     }
 }
@@ -136,6 +153,8 @@ pub struct ReflectorStats {
     pub dropped_tlv_discard: u64,
     /// Requests that asked for no reply.
     pub suppressed: u64,
+    /// Requests refused by the rate limiter.
+    pub dropped_rate_limited: u64,
     /// TLVs returned with U set.
     pub tlv_unrecognized: u64,
     /// TLVs returned with M set.
@@ -159,6 +178,7 @@ impl ReflectorStats {
             DropReason::SessionLimit => self.dropped_session_limit,
             DropReason::TlvDiscard => self.dropped_tlv_discard,
             DropReason::Suppressed => self.suppressed,
+            DropReason::RateLimited => self.dropped_rate_limited,
         }
     }
     fn count_drop(&mut self, reason: DropReason) {
@@ -168,6 +188,7 @@ impl ReflectorStats {
             DropReason::SessionLimit => self.dropped_session_limit += 1,
             DropReason::TlvDiscard => self.dropped_tlv_discard += 1,
             DropReason::Suppressed => self.suppressed += 1,
+            DropReason::RateLimited => self.dropped_rate_limited += 1,
         }
     }
     /// Add another worker's counters.
@@ -179,6 +200,7 @@ impl ReflectorStats {
         self.dropped_session_limit += o.dropped_session_limit;
         self.dropped_tlv_discard += o.dropped_tlv_discard;
         self.suppressed += o.suppressed;
+        self.dropped_rate_limited += o.dropped_rate_limited;
         self.tlv_unrecognized += o.tlv_unrecognized;
         self.tlv_malformed += o.tlv_malformed;
         self.tlv_integrity_failed += o.tlv_integrity_failed;
@@ -197,6 +219,8 @@ pub struct Reflector {
     stats: ReflectorStats,
     /// Reflector-wide counters for stateless mode.
     global: SessionCounters,
+    /// Per-source and global request rate limits, when configured.
+    limiter: Option<RateLimiter>,
 }
 
 enum TlvOutcome {
@@ -208,7 +232,10 @@ impl Reflector {
     /// A reflector with the given configuration and TLV handlers.
     pub fn new(config: ReflectorConfig, registry: Registry) -> Self {
         let sessions = SessionTable::new(config.max_sessions, config.session_timeout);
+        let limiter =
+            RateLimiter::from_limits(config.max_pps, config.rate_burst, config.global_max_pps);
         Reflector {
+            limiter,
             config,
             registry,
             sessions,
@@ -230,6 +257,11 @@ impl Reflector {
     /// Stateful sessions.
     pub fn sessions(&self) -> &SessionTable {
         &self.sessions
+    }
+
+    /// The rate limiter, when a limit is configured.
+    pub fn rate_limiter(&self) -> Option<&RateLimiter> {
+        self.limiter.as_ref()
     }
 
     /// Forget idle sessions. Call it now and then (once a second is plenty).
@@ -280,6 +312,14 @@ impl Reflector {
         let reply_len = request.len().max(base);
         if reply.len() < reply_len {
             return Err(DropReason::Truncated);
+        }
+
+        // Rate limits before any HMAC work: a flood costs one table lookup
+        // per packet and creates no session state.
+        if let Some(limiter) = &mut self.limiter {
+            limiter
+                .check(meta.src.ip(), now)
+                .map_err(|_| DropReason::RateLimited)?;
         }
 
         // RFC 8762 §4.4: verify the HMAC before anything else; no state is

@@ -1,0 +1,158 @@
+//! Shared by the reflector-side fuzz targets: linked registries, the
+//! reflector step and the checks every reply must pass.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use stamp_core::clock::{ManualClock, UnixNanos};
+use stamp_core::hmac::HmacKey;
+use stamp_core::reflector::{DropReason, Outcome, Reflector, ReflectorConfig};
+use stamp_core::registry::Registry;
+use stamp_core::transport::RecvMeta;
+use stamp_core::TlvOptions;
+use stamp_wire::{
+    AuthMode, ReflectorPacket, ReflectorRepr, SenderPacket, SenderRepr, TimestampFormat,
+    HMAC_COVERAGE, MAX_DATAGRAM,
+};
+
+// Link every plugin so its inventory records are present.
+use stamp_plugins as _;
+
+pub const T0: u64 = 1_763_800_000_000_000_000;
+pub const KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
+/// Largest reply the asymmetrical-packets policy of [`registry`] allows.
+pub const ASYM_MAX_SIZE: usize = 1500;
+
+/// The linked registry: with default plugin settings (`asym = false`), or
+/// with reflected trains and longer replies allowed (`asym = true`).
+pub fn registry(asym: bool) -> Registry {
+    static PLAIN: OnceLock<Registry> = OnceLock::new();
+    static ASYM: OnceLock<Registry> = OnceLock::new();
+    let cell = if asym { &ASYM } else { &PLAIN };
+    cell.get_or_init(|| {
+        let mut s = TlvOptions::new();
+        if asym {
+            s.set("reflected-control-enabled", "true");
+            s.set("reflected-control-max-count", "4");
+            s.set("reflected-control-max-size", ASYM_MAX_SIZE.to_string());
+        }
+        Registry::from_linked(&s, &BTreeMap::new()).expect("linked registry")
+    })
+    .clone()
+}
+
+pub fn meta(len: usize, ttl: Option<u8>, tos: Option<u8>) -> RecvMeta {
+    let mut m = RecvMeta::new(len, SocketAddr::from(([192, 0, 2, 1], 40000)));
+    m.dst = Some([198, 51, 100, 7].into());
+    m.dst_port = 862;
+    m.ifindex = 3;
+    m.ttl = ttl;
+    m.tos = tos;
+    m
+}
+
+/// Reflector variants chosen by one octet of the input.
+pub fn config(sel: u8) -> ReflectorConfig {
+    let mode = if sel & 1 != 0 {
+        AuthMode::Authenticated
+    } else {
+        AuthMode::Open
+    };
+    ReflectorConfig {
+        mode,
+        stateful: sel & 2 != 0,
+        verify_tlv_hmac: sel & 4 != 0,
+        key: (mode == AuthMode::Authenticated || sel & 4 != 0).then(|| HmacKey::new(KEY)),
+        max_sessions: 16,
+        ..ReflectorConfig::default()
+    }
+}
+
+/// Run one request through a fresh reflector and check the reply. With
+/// bit 5 of `sel` in authenticated mode, the request's base HMAC is signed
+/// first, so the fuzzer explores what lies past authentication.
+pub fn step_and_check(sel: u8, request: &[u8]) {
+    let cfg = config(sel);
+    let mode = cfg.mode;
+    let mut signed;
+    let request = if mode == AuthMode::Authenticated && sel & 32 != 0 && request.len() >= 112 {
+        signed = request.to_vec();
+        let tag = HmacKey::new(KEY).tag(&[&signed[..HMAC_COVERAGE]]);
+        signed[96..112].copy_from_slice(&tag);
+        &signed[..]
+    } else {
+        request
+    };
+    let asym = sel & 8 != 0;
+    let mut r = Reflector::new(cfg, registry(asym));
+    let clock = ManualClock::new(UnixNanos(T0), TimestampFormat::Ntp);
+    let ttl = (sel & 16 != 0).then_some(request.len() as u8);
+    let m = meta(request.len(), ttl, Some(sel));
+    let mut reply = vec![0u8; MAX_DATAGRAM];
+    let out = r.process(request, &m, Instant::now(), &clock, &mut reply);
+    check(mode, request, &m, out, &reply, asym, &r);
+}
+
+/// The invariants of one reflector step.
+pub fn check(
+    mode: AuthMode,
+    request: &[u8],
+    m: &RecvMeta,
+    out: Outcome,
+    reply: &[u8],
+    asym: bool,
+    r: &Reflector,
+) {
+    let st = r.stats();
+    let dropped: u64 = DropReason::ALL.iter().map(|d| st.dropped(*d)).sum();
+    assert_eq!(
+        st.received,
+        st.reflected + dropped,
+        "every request counted once"
+    );
+    let base = mode.base_len();
+    let (len, plan) = match out {
+        Outcome::Reply { len, plan } => (len, plan),
+        Outcome::Drop(DropReason::AuthFailed) => {
+            assert_eq!(r.sessions().len(), 0, "state created for a failed HMAC");
+            return;
+        }
+        Outcome::Drop(_) => return,
+    };
+    // Never longer than the request unless the asymmetrical policy allows it.
+    let sym = request.len().max(base);
+    if asym {
+        assert!(
+            len == sym || len <= ASYM_MAX_SIZE,
+            "reply {len} for request {}",
+            request.len()
+        );
+    } else {
+        assert_eq!(len, sym, "reply longer than the request");
+    }
+    assert_eq!(plan.reply_len, len);
+    assert!(len <= MAX_DATAGRAM);
+    let reply = &reply[..len];
+    let p = ReflectorPacket::new_checked(reply, mode).expect("reply holds a base packet");
+    assert!(p.mbz_is_zero(), "MBZ octets set in the reply");
+    let mut req = request.to_vec();
+    req.resize(req.len().max(base), 0);
+    let q = SenderRepr::parse(&SenderPacket::new_checked(&req[..], mode).unwrap());
+    let x = ReflectorRepr::parse(&p);
+    assert_eq!(x.sender_sequence_number, q.sequence_number);
+    assert_eq!(x.sender_timestamp, q.timestamp);
+    assert_eq!(x.sender_error_estimate, q.error_estimate);
+    assert_eq!(x.ssid, q.ssid);
+    assert_eq!(x.sender_ttl, m.ttl.unwrap_or(255));
+    if mode == AuthMode::Authenticated {
+        assert!(
+            HmacKey::new(KEY).verify(&[&reply[..HMAC_COVERAGE]], &reply[96..112]),
+            "reply base HMAC does not verify"
+        );
+    }
+    // The TLV area still iterates without panicking.
+    for _ in stamp_wire::TlvIter::new(p.tlv_area()) {}
+}
