@@ -350,6 +350,7 @@ impl Reflector {
             None => (clock.now(), TimestampMethod::SW_LOCAL),
         };
 
+        let mut session = None;
         let counters = if self.config.stateful {
             let key = SessionKey {
                 peer: meta.src,
@@ -357,13 +358,15 @@ impl Reflector {
                 local_port: meta.dst_port,
                 ssid: req.ssid,
             };
-            let (s, created) = self
+            let (h, created) = self
                 .sessions
-                .get_or_create(key, now)
+                .get_or_create_handle(key, now)
                 .ok_or(DropReason::SessionLimit)?;
             if created {
                 self.stats.sessions_created += 1;
             }
+            session = Some(h);
+            let s = self.sessions.state_mut(h);
             s.rx_packets += 1;
             s.last_seen = now;
             SessionCounters {
@@ -442,20 +445,15 @@ impl Reflector {
             }
         }
 
-        if self.config.stateful {
-            let key = SessionKey {
-                peer: meta.src,
-                local: meta.dst,
-                local_port: meta.dst_port,
-                ssid: req.ssid,
-            };
-            if let Some((s, _)) = self.sessions.get_or_create(key, now) {
-                s.tx_packets += 1;
-                s.next_seq = s.tx_packets as u32;
-                s.last_reply = Some((reply_seq, t3));
-                s.last_reply_method = TimestampMethod::SW_LOCAL;
-                s.last_request_seq = Some(req.sequence_number);
-            }
+        if let Some(h) = session {
+            // The handle found at the start of this request: nothing
+            // expires or removes sessions in between.
+            let s = self.sessions.state_mut(h);
+            s.tx_packets += 1;
+            s.next_seq = s.tx_packets as u32;
+            s.last_reply = Some((reply_seq, t3));
+            s.last_reply_method = TimestampMethod::SW_LOCAL;
+            s.last_request_seq = Some(req.sequence_number);
         } else {
             self.global.tx_packets += 1;
         }

@@ -171,6 +171,11 @@ struct Entry {
     state: SessionState,
 }
 
+/// Where a session sits in the table: valid until the next expiry or
+/// removal (both move entries), so hold it only within one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionHandle(u32);
+
 /// The session table: bounded, O(1) lookup, incremental idle expiry.
 #[derive(Debug)]
 pub struct SessionTable {
@@ -261,11 +266,30 @@ impl SessionTable {
         key: SessionKey,
         now: Instant,
     ) -> Option<(&mut SessionState, bool)> {
+        let (h, created) = self.get_or_create_handle(key, now)?;
+        Some((self.state_mut(h), created))
+    }
+
+    /// The session's state through a handle from
+    /// [`SessionTable::get_or_create_handle`].
+    pub fn state_mut(&mut self, h: SessionHandle) -> &mut SessionState {
+        &mut self.entries[h.0 as usize].state
+    }
+
+    /// Like [`SessionTable::get_or_create`], but returns a handle, so a
+    /// caller that must let go of the borrow in between (the reflector runs
+    /// the TLV handlers between reading and updating a session) finds the
+    /// session again without a second lookup.
+    pub fn get_or_create_handle(
+        &mut self,
+        key: SessionKey,
+        now: Instant,
+    ) -> Option<(SessionHandle, bool)> {
         let key = PackedKey::pack(&key);
         let hash = self.hash(&key);
         let (slot, found) = self.probe(&key, hash);
         if let Some(at) = found {
-            return Some((&mut self.entries[at].state, false));
+            return Some((SessionHandle(at as u32), false));
         }
         if self.entries.len() >= self.max_sessions {
             return None;
@@ -284,7 +308,7 @@ impl SessionTable {
             state: SessionState::new(now),
         });
         self.index[slot] = at as u32 + 1;
-        Some((&mut self.entries[at].state, true))
+        Some((SessionHandle(at as u32), true))
     }
 
     fn grow_index(&mut self) {
