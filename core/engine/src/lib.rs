@@ -19,6 +19,8 @@ pub mod registry;
 pub mod sender;
 pub mod session;
 pub mod stats;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 #[doc(hidden)]
 pub use inventory;

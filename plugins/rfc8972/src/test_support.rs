@@ -1,98 +1,15 @@
-//! Hand-built reflector contexts for the unit tests.
+//! The shared fixture of `stamp_core::testing`, receiving TOS 0xBA (DSCP 46,
+//! ECN 2) on interface 0, as these tests expect.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+pub(crate) use stamp_core::testing::{reply_meta, request_value};
 
-use stamp_core::clock::{SyncSource, TimestampMethod, UnixNanos};
-use stamp_core::transport::RecvMeta;
-use stamp_core::{
-    ClockFacts, ReflectContext, ReplyPlan, SessionCounters, TlvHandler, TlvSlot, TlvVerdict,
-};
-use stamp_wire::{AuthMode, ErrorEstimate, TimestampFormat};
-
-/// A request from 198.51.100.2:40000 to 192.0.2.1:862, TTL 64, TOS 0xBA
-/// (DSCP 46, ECN 2), reflector clock NTP / software timestamps.
-pub(crate) struct Fixture {
-    pub meta: RecvMeta,
-    pub counters: SessionCounters,
-    pub clock: ClockFacts,
-}
+pub(crate) struct Fixture;
 
 impl Fixture {
-    pub fn v4() -> Self {
-        let meta = RecvMeta {
-            len: 0,
-            src: SocketAddr::from(([198, 51, 100, 2], 40000)),
-            dst: Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))),
-            dst_port: 862,
-            ifindex: 0,
-            ttl: Some(64),
-            tos: Some(0xBA),
-            rx_time: None,
-        };
-        let clock = ClockFacts {
-            format: TimestampFormat::Ntp,
-            error_estimate: ErrorEstimate::new(true, TimestampFormat::Ntp, 0, 1),
-            sync_source: SyncSource::NTP,
-            rx_method: TimestampMethod::SW_LOCAL,
-            tx_method: TimestampMethod::SW_LOCAL,
-        };
-        Fixture {
-            meta,
-            counters: SessionCounters::default(),
-            clock,
-        }
-    }
-
-    /// Run `h.reflect` on `tlv` (one whole TLV, header included, whose
-    /// Length fits) and return the TLV afterwards, the verdict and the plan.
-    pub fn reflect(&self, h: &dyn TlvHandler, tlv: &[u8]) -> (Vec<u8>, TlvVerdict, ReplyPlan) {
-        let mut area = tlv.to_vec();
-        let len = u16::from_be_bytes([area[2], area[3]]) as usize;
-        assert!(4 + len <= area.len(), "fixture TLV overruns");
-        let mut plan = ReplyPlan::for_request(&self.meta);
-        let mut ctx = ReflectContext {
-            meta: &self.meta,
-            mode: AuthMode::Open,
-            request_seq: 7,
-            reply_seq: 7,
-            ssid: 0x1234,
-            counters: self.counters,
-            clock: self.clock,
-            receive_time: UnixNanos(0),
-            plan: &mut plan,
-        };
-        let mut slot = TlvSlot::new(&mut area, 0, len);
-        let verdict = h.reflect(&mut slot, &mut ctx);
-        (area, verdict, plan)
-    }
-}
-
-/// The request Value `h` builds for `opts` (pairs of key, value).
-pub(crate) fn request_value(
-    h: &dyn TlvHandler,
-    opts: &[(&str, &str)],
-) -> Result<Option<Vec<u8>>, String> {
-    let mut o = stamp_core::TlvOptions::new();
-    for (k, v) in opts {
-        o.set(*k, *v);
-    }
-    Ok(h.request(&o)?.map(|t| {
-        assert_eq!(t.tlv_type, h.tlv_type());
-        t.value
-    }))
-}
-
-/// A decode context for a reply received from 192.0.2.1:862 at
-/// 198.51.100.2:40000 with `tos`.
-pub(crate) fn reply_meta(tos: Option<u8>) -> RecvMeta {
-    RecvMeta {
-        len: 0,
-        src: SocketAddr::from(([192, 0, 2, 1], 862)),
-        dst: Some(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 2))),
-        dst_port: 40000,
-        ifindex: 0,
-        ttl: Some(60),
-        tos,
-        rx_time: None,
+    pub fn v4() -> stamp_core::testing::Fixture {
+        let mut f = stamp_core::testing::Fixture::v4();
+        f.meta.tos = Some(0xBA);
+        f.meta.ifindex = 0;
+        f
     }
 }
