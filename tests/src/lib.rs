@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 
 use libc as _;
 
+pub mod netns;
+pub mod relay;
+
 /// Path of a workspace binary in the same target directory as this test.
 pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
@@ -41,7 +44,20 @@ impl Reflector {
     /// Start `binary` with `args` plus `-o 0` (unless a port is given) and
     /// wait for its "listening on" line.
     pub fn start_with(binary: &str, args: &[&str], envs: &[(&str, &str)]) -> Reflector {
-        let mut cmd = Command::new(bin(binary));
+        Self::start_command(Command::new(bin(binary)), args, envs)
+    }
+
+    /// `stamp-suite -i` with `args`, inside the network namespace `ns`.
+    pub fn start_in(ns: &netns::Netns, args: &[&str]) -> Reflector {
+        let mut a = vec!["-i"];
+        a.extend_from_slice(args);
+        Self::start_command(ns.cmd(bin("stamp-suite")), &a, &[])
+    }
+
+    /// Start a prepared command (the binary, maybe behind a wrapper such as
+    /// `ip netns exec`) with `args` plus `-o 0` unless a port is given, and
+    /// wait for its "listening on" line.
+    pub fn start_command(mut cmd: Command, args: &[&str], envs: &[(&str, &str)]) -> Reflector {
         cmd.args(args);
         if !args.iter().any(|a| *a == "-o" || *a == "--local-port") {
             cmd.args(["-o", "0"]);
