@@ -23,7 +23,8 @@ ignore\t'Strip them, keeping the request\'s length'"
 complete -c stamp-sender -l reflector-member-link-id -d 'RFC 9534 reflector micro-session ID (member-link identifier)' -r
 complete -c stamp-sender -l max-pps -d 'Most requests per second answered per source (IPv4 address or IPv6 /64), token bucket' -r
 complete -c stamp-sender -l reflector-rate-burst -d 'Burst allowed above --max-pps' -r
-complete -c stamp-sender -l max-sessions -d 'Most stateful sessions kept at once [default: 65536]' -r
+complete -c stamp-sender -l global-max-pps -d 'Most requests per second answered from all sources together (every worker), token bucket with one second of burst' -r
+complete -c stamp-sender -l max-sessions -d 'Most stateful sessions kept at once; a new one evicts the least recently used [default: 65536]' -r
 complete -c stamp-sender -l reflected-control-max-count -d 'Asymmetrical packets policy: most replies per request' -r
 complete -c stamp-sender -l reflected-control-max-size -d 'Asymmetrical packets policy: largest reply, octets' -r
 complete -c stamp-sender -l reflected-control-min-interval-ns -d 'Asymmetrical packets policy: shortest interval between replies, ns' -r
@@ -55,6 +56,7 @@ json\t'One JSON object per line'"
 complete -c stamp-sender -l log-level -d 'Log filter, e.g. info or stamp_core=debug [default: info]' -r
 complete -c stamp-sender -l metrics-addr -d 'Address of the Prometheus endpoint [default: 127.0.0.1:9090]' -r
 complete -c stamp-sender -l snmp-socket -d 'AgentX socket of the master agent' -r -F
+complete -c stamp-sender -l user -d 'When started as root: bind the socket(s), then drop to this user\'s uid, gid and groups before any packet is read' -r
 complete -c stamp-sender -l workers -d 'Worker threads [default: one per CPU]' -r
 complete -c stamp-sender -l hwtstamp -d 'Hardware timestamping [default: auto]' -r -f -a "auto\t'Use hardware timestamps where the interface offers them, else software'
 on\t'Require hardware timestamps: failing to enable them is an error'

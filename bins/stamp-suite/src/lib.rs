@@ -9,6 +9,7 @@ mod metrics;
 #[path = "metrics_off.rs"]
 mod metrics;
 pub mod pacing;
+mod privdrop;
 mod reflector_run;
 mod report;
 mod sender_run;

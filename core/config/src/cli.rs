@@ -133,7 +133,11 @@ pub struct Cli {
     #[arg(long, value_name = "N", help_heading = REFLECTOR)]
     pub reflector_rate_burst: Option<u64>,
 
-    /// Most stateful sessions kept at once [default: 65536].
+    /// Most requests per second answered from all sources together (every worker), token bucket with one second of burst.
+    #[arg(long, value_name = "N", help_heading = REFLECTOR)]
+    pub global_max_pps: Option<u64>,
+
+    /// Most stateful sessions kept at once; a new one evicts the least recently used [default: 65536].
     #[arg(long, value_name = "N", help_heading = REFLECTOR)]
     pub max_sessions: Option<usize>,
 
@@ -298,6 +302,10 @@ pub struct Cli {
     /// AgentX socket of the master agent.
     #[arg(long, value_name = "PATH", help_heading = OUTPUT)]
     pub snmp_socket: Option<PathBuf>,
+
+    /// When started as root: bind the socket(s), then drop to this user's uid, gid and groups before any packet is read.
+    #[arg(long, value_name = "NAME", help_heading = OUTPUT)]
+    pub user: Option<String>,
 
     /// Worker threads [default: one per CPU].
     #[arg(long, value_name = "N", help_heading = OUTPUT)]
