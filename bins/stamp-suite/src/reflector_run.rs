@@ -87,7 +87,8 @@ pub async fn run(s: &Settings, registry: Registry) -> Result<ExitCode, String> {
             mode: s.auth_mode,
             stateful: s.stateful_reflector,
             session_timeout: s.session_timeout,
-            max_sessions: s.max_sessions,
+            // The cap is for the process: each worker holds its share.
+            max_sessions: s.max_sessions.div_ceil(workers),
             tlv_mode: s.tlv_mode,
             verify_tlv_hmac: s.verify_tlv_hmac,
             // Keyed once here; every worker clones the keyed state, and
