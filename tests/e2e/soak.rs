@@ -256,7 +256,7 @@ fn soak_hostile_mix_from_several_sources() {
             }),
         ));
         senders.push(std::thread::spawn(move || {
-            let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (u64::from(src) + 1) * 0x1000_0001);
+            let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ ((u64::from(src) + 1) * 0x1000_0001));
             let (mut to_o, mut to_a) = (Sent::default(), Sent::default());
             let mut counter = 0u32;
             let mut next = Instant::now();
