@@ -52,6 +52,9 @@ pub fn main_for(role: Option<Role>) -> ExitCode {
     if settings.list_tlvs {
         return list_tlvs(&settings);
     }
+    if settings.role == Role::Sender && settings.user.is_some() {
+        tracing::warn!("--user applies to the reflector only; the sender ignores it");
+    }
     let mut settings = settings;
     if settings.role == Role::Reflector && settings.plugin_settings.get("local-addresses").is_none()
     {

@@ -303,7 +303,7 @@ pub struct Cli {
     #[arg(long, value_name = "PATH", help_heading = OUTPUT)]
     pub snmp_socket: Option<PathBuf>,
 
-    /// When started as root: bind the socket(s), then drop to this user's uid, gid and groups before any packet is read.
+    /// Reflector started as root: bind the socket(s), then drop to this user's uid, gid and groups before any packet is read.
     #[arg(long, value_name = "NAME", help_heading = OUTPUT)]
     pub user: Option<String>,
 
