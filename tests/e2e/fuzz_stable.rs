@@ -228,11 +228,30 @@ fn fuzz_tlv_handlers() {
 fn fuzz_reflector_step() {
     let mut seeds = Vec::new();
     for p in payloads() {
-        for sel in [0u8, 1, 2, 8, 16 | 2, 4, 32 | 1, 32 | 8 | 4 | 1, 32 | 2 | 1] {
+        for sel in [
+            0u8,
+            1,
+            2,
+            8,
+            16 | 2,
+            4,
+            32 | 1,
+            32 | 8 | 4 | 1,
+            32 | 2 | 1,
+            64 | 32 | 1,
+            64 | 32 | 4 | 2 | 1,
+        ] {
             let mut s = vec![sel];
             s.extend_from_slice(&p);
             seeds.push(s);
         }
+    }
+    // Authenticated requests of the SSID that has its own key (bit 6).
+    for p in payloads().into_iter().filter(|p| p.len() >= 112) {
+        let mut s = vec![64 | 32 | 1];
+        s.extend_from_slice(&p);
+        s[1 + 26..1 + 28].copy_from_slice(&targets::common::SSID_WITH_KEY.to_be_bytes());
+        seeds.push(s);
     }
     fuzz("reflector_step", targets::reflector_step, &seeds);
 }
