@@ -119,6 +119,36 @@ impl DelayStats {
         })
     }
 
+    /// Add another stream's samples (totals over targets).
+    pub fn merge(&mut self, o: &DelayStats) {
+        if o.count == 0 {
+            return;
+        }
+        self.count += o.count;
+        self.min = self.min.min(o.min);
+        self.max = self.max.max(o.max);
+        self.sum += o.sum;
+        self.sum_sq += o.sum_sq;
+        self.negative += o.negative;
+        // Same bounds on both sides: adding cannot fail.
+        let _ = self.hist.add(&o.hist);
+    }
+
+    /// The cumulative distribution at `points` quantiles (0 < q ≤ 1):
+    /// `(delay ns, q)`, for plotting a CDF.
+    pub fn cdf(&self, points: usize) -> Vec<(i64, f64)> {
+        if self.count == 0 || points == 0 {
+            return Vec::new();
+        }
+        (1..=points)
+            .map(|i| {
+                let q = i as f64 / points as f64;
+                let v = (self.hist.value_at_quantile(q) as i64).clamp(self.min, self.max);
+                (v, q)
+            })
+            .collect()
+    }
+
     /// Histogram buckets `(upper bound ns, count)` with `buckets` linear steps
     /// between min and max (for `--histogram`).
     pub fn linear_buckets(&self, buckets: usize) -> Vec<(u64, u64)> {
@@ -164,6 +194,21 @@ mod tests {
         assert!((x.p95_ms - 95.0).abs() < 0.1, "{}", x.p95_ms);
         assert!((x.p99_ms - 99.0).abs() < 0.1, "{}", x.p99_ms);
         assert!((x.stddev_ms - 28.866).abs() < 0.01, "{}", x.stddev_ms);
+    }
+
+    #[test]
+    fn merge_adds_samples() {
+        let mut a = DelayStats::new();
+        let mut b = DelayStats::new();
+        a.record(1_000_000);
+        b.record(3_000_000);
+        a.merge(&b);
+        let s = a.summary().unwrap();
+        assert_eq!((s.count, s.min_ms, s.max_ms, s.avg_ms), (2, 1.0, 3.0, 2.0));
+        let c = a.cdf(2);
+        assert_eq!(c.len(), 2);
+        assert_eq!(c[1].1, 1.0);
+        assert!((c[1].0 - 3_000_000).abs() < 3_000);
     }
 
     #[test]
