@@ -173,12 +173,15 @@ pub struct PdvSummary {
 impl PdvSummary {
     /// From a delay summary.
     pub fn from_delay(d: &DelaySummary) -> Self {
+        // Differences of millisecond figures, rounded back to whole
+        // nanoseconds (the resolution of the samples).
+        let above = |x: f64| ((x - d.min_ms) * 1e6).round() / 1e6;
         PdvSummary {
             count: d.count,
-            p50_ms: d.median_ms - d.min_ms,
-            p95_ms: d.p95_ms - d.min_ms,
-            p99_ms: d.p99_ms - d.min_ms,
-            max_ms: d.max_ms - d.min_ms,
+            p50_ms: above(d.median_ms),
+            p95_ms: above(d.p95_ms),
+            p99_ms: above(d.p99_ms),
+            max_ms: above(d.max_ms),
         }
     }
 }
