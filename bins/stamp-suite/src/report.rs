@@ -78,16 +78,6 @@ pub fn packet(
                 secs(r.t3),
                 ms(r.residence_ns)
             ));
-            for t in &r.tlvs {
-                if t.flags.0 & 0xF0 != 0 {
-                    line.push_str(&format!(" [{}: {} flags={}]", t.name, t.summary, t.flags));
-                } else {
-                    line.push_str(&format!(" [{}: {}]", t.name, t.summary));
-                }
-            }
-            if let Some(e) = r.tlv_error {
-                line.push_str(&format!(" [tlv error: {e}]"));
-            }
             if let Some(h) = r.forward_hops {
                 line.push_str(&format!(" hops_fwd={h}"));
             }
@@ -99,6 +89,16 @@ pub fn packet(
             }
             if let Some(e) = r.reorder_extent {
                 line.push_str(&format!(" reordered(extent={e})"));
+            }
+            for t in &r.tlvs {
+                if t.flags.0 & 0xF0 != 0 {
+                    line.push_str(&format!(" [{}: {} flags={}]", t.name, t.summary, t.flags));
+                } else {
+                    line.push_str(&format!(" [{}: {}]", t.name, t.summary));
+                }
+            }
+            if let Some(e) = r.tlv_error {
+                line.push_str(&format!(" [tlv error: {e}]"));
             }
             writeln!(out, "{line}")
         }
