@@ -55,12 +55,9 @@ const NOT_YET_IMPLEMENTED: &[&str] = &[
     "hmac-key-dir",
     "reflected-fixed-hdr",
     "reflected-ipv6-ext-hdr",
-    "report-interval",
     "snmp",
     "snmp-socket",
     "hwtstamp",
-    "histogram",
-    "plot",
 ];
 
 /// Config keys that are tables in the file and have no `STAMP_*` form.

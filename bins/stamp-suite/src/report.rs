@@ -341,7 +341,15 @@ pub fn summary_text(
     w(format!("Packets sent: {}", st.sent));
     w(format!("Packets received: {}", st.received));
     w(format!("Packets lost: {} ({:.1}%)", st.lost, loss_pct(st)));
-    let f = |x: f64| format!("{x:.3}");
+    // Three decimals, without a "-0.000" for tiny negative values.
+    let f = |x: f64| {
+        let s = format!("{x:.3}");
+        if s == "-0.000" {
+            "0.000".to_string()
+        } else {
+            s
+        }
+    };
     match st.rtt.summary() {
         Some(r) => {
             w(format!("Min RTT: {} ms", f(r.min_ms)));
