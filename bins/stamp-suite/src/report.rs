@@ -277,9 +277,7 @@ pub fn summary_json(target: &str, kind: Kind, st: &SenderStats, with_histogram: 
         "backward_lost": dl.map(|x| x.backward),
         "unattributed_lost": if per_target { Some(st.unattributed_loss()) } else { None },
         "reordering": to_json::<ReorderSummary>(st.reorder.summary()),
-        "reordering_backward": to_json::<ReorderSummary>(
-            st.reorder_backward.summary().filter(|_| per_target && st.reflector_is_stateful())
-        ),
+        "reordering_backward": to_json::<ReorderSummary>(st.reorder_backward.summary()),
         "hops": json!({
             "forward": hops_json(&st.forward_hops),
             "backward": hops_json(&st.backward_hops),
@@ -450,11 +448,7 @@ pub fn summary_text(
             r.extent_avg
         ));
     }
-    if let Some(r) = st
-        .reorder_backward
-        .summary()
-        .filter(|_| per_target && st.reflector_is_stateful())
-    {
+    if let Some(r) = st.reorder_backward.summary() {
         w(format!(
             "Backward reordering: {} of {} ({:.2}%), extent max {} / avg {:.1} packets",
             r.reordered,

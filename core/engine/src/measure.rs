@@ -193,10 +193,16 @@ impl PdvSummary {
 /// number, searched among the last [`WINDOW`] arrivals (an extent beyond
 /// the window is recorded as `WINDOW + 1` and counted in
 /// `beyond_window`). Feed each packet once (duplicates excluded).
+///
+/// The keys are 32-bit sequence numbers ([`Reorder::record`], unwrapped
+/// against the highest seen so they may wrap) or any other value that
+/// grows in sending order, such as a transmit timestamp
+/// ([`Reorder::record_key`]).
 #[derive(Debug, Clone, Default)]
 pub struct Reorder {
-    next_exp: Option<u32>,
-    recent: VecDeque<u32>,
+    /// Highest key so far (`NextExp − 1`).
+    highest: Option<i64>,
+    recent: VecDeque<i64>,
     received: u64,
     reordered: u64,
     extent_sum: u64,
@@ -229,13 +235,25 @@ impl Reorder {
 
     /// Packet `seq` arrived; returns its extent when it is reordered.
     pub fn record(&mut self, seq: u32) -> Option<u64> {
+        let key = match self.highest {
+            None => i64::from(seq),
+            // Unwrapped: the nearest value with these low 32 bits.
+            Some(h) => h + seq_diff(seq, h as u32),
+        };
+        self.record_key(key)
+    }
+
+    /// A packet with ordering key `key` arrived; returns its extent when it
+    /// is reordered.
+    pub fn record_key(&mut self, key: i64) -> Option<u64> {
         self.received += 1;
-        let out = match self.next_exp {
-            Some(next) if seq_diff(seq, next) < 0 => {
+        let out = match self.highest {
+            // Equal keys: a duplicate (never fed) or a timestamp tie.
+            Some(h) if key < h => {
                 let n = self.recent.len();
                 // With a full window whose oldest entry is already larger,
                 // the earliest larger arrival may have scrolled out.
-                let extent = match self.recent.iter().position(|&s| seq_diff(s, seq) > 0) {
+                let extent = match self.recent.iter().position(|&s| s > key) {
                     Some(j) if !(j == 0 && n == WINDOW) => (n - j) as u64,
                     _ => {
                         self.beyond_window += 1;
@@ -248,14 +266,14 @@ impl Reorder {
                 Some(extent)
             }
             _ => {
-                self.next_exp = Some(seq.wrapping_add(1));
+                self.highest = Some(key);
                 None
             }
         };
         if self.recent.len() == WINDOW {
             self.recent.pop_front();
         }
-        self.recent.push_back(seq);
+        self.recent.push_back(key);
         out
     }
 
@@ -510,6 +528,17 @@ mod tests {
             .map(|&s| r.record(s))
             .collect();
         assert_eq!(ext, vec![None, None, Some(1), None]);
+    }
+
+    #[test]
+    fn reorder_by_timestamp_keys() {
+        let mut r = Reorder::new();
+        let ext: Vec<_> = [100i64, 300, 200, 400, 400]
+            .iter()
+            .map(|&k| r.record_key(k))
+            .collect();
+        assert_eq!(ext, vec![None, None, Some(1), None, None]);
+        assert_eq!(r.reordered(), 1);
     }
 
     #[test]

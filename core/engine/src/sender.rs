@@ -256,8 +256,9 @@ pub struct SenderStats {
     /// Round-trip reordering (RFC 4737) of the Session-Sender Sequence
     /// Numbers in the order the replies arrived.
     pub reorder: Reorder,
-    /// Backward reordering: the reflector's Sequence Numbers in arrival
-    /// order (meaningful against a stateful reflector only).
+    /// Backward reordering: RFC 4737 on the reflector's transmit
+    /// timestamps (T3, its sending order) in the order the replies arrive,
+    /// so it works against stateless and stateful reflectors alike.
     pub reorder_backward: Reorder,
     /// Hops sender → reflector.
     pub forward_hops: HopStats,
@@ -373,7 +374,7 @@ impl SenderStats {
     }
 
     /// Add another target's statistics (for the total over targets).
-    /// Directional loss and backward reordering stay per target.
+    /// Directional loss stays per target.
     pub fn merge(&mut self, o: &SenderStats) {
         self.sent += o.sent;
         self.received += o.received;
@@ -392,6 +393,7 @@ impl SenderStats {
         self.ipdv_forward.merge(&o.ipdv_forward);
         self.ipdv_backward.merge(&o.ipdv_backward);
         self.reorder.merge(&o.reorder);
+        self.reorder_backward.merge(&o.reorder_backward);
         self.forward_hops.merge(&o.forward_hops);
         self.backward_hops.merge(&o.backward_hops);
         self.path_change_count += o.path_change_count;
@@ -828,7 +830,7 @@ impl SenderSession {
             st.ipdv_backward.record(seq, b);
         }
         let reorder_extent = st.reorder.record(seq);
-        st.reorder_backward.record(r.sequence_number);
+        st.reorder_backward.record_key(t3.0 as i64);
         let forward_hops = hops_from_ttl(r.sender_ttl);
         let backward_hops = meta.ttl.and_then(hops_from_ttl);
         let mut path_changes = Vec::new();

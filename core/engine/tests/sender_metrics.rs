@@ -63,6 +63,15 @@ enum Ev {
 /// Sends one request every 10 ms per `fates`, runs the path, returns the
 /// sender's statistics and the events of every datagram, in arrival order.
 fn simulate(fates: &[Fate], first_seq: u32, refl_warmup: u32) -> (SenderStats, Vec<ReplyEvent>) {
+    simulate_with(fates, first_seq, refl_warmup, true)
+}
+
+fn simulate_with(
+    fates: &[Fate],
+    first_seq: u32,
+    refl_warmup: u32,
+    stateful: bool,
+) -> (SenderStats, Vec<ReplyEvent>) {
     let est = ErrorEstimate::new(true, TimestampFormat::Ptp, 0, 1);
     let clock = ManualClock::new(UnixNanos(T0), TimestampFormat::Ptp).with_error_estimate(est);
     let cfg = SenderConfig {
@@ -74,7 +83,7 @@ fn simulate(fates: &[Fate], first_seq: u32, refl_warmup: u32) -> (SenderStats, V
     s.set_remote(reflector_addr());
     let mut r = Reflector::new(
         ReflectorConfig {
-            stateful: true,
+            stateful,
             ..Default::default()
         },
         Registry::empty(),
@@ -279,7 +288,7 @@ fn reordering_rfc4737_on_the_way_back() {
     assert_eq!(
         (b.reordered, b.extent_max),
         (1, 3),
-        "reflector numbers in arrival order"
+        "reflector T3 in arrival order"
     );
     let extents: Vec<_> = events
         .iter()
@@ -299,6 +308,27 @@ fn reordering_rfc4737_on_the_way_back() {
                 backward: 0
             }
     );
+}
+
+#[test]
+fn forward_reordering_is_not_counted_backward_and_stateless_reflectors_work_too() {
+    // Packet 4's request takes 41 ms out: the reflector gets it after 5, 6
+    // and 7, answers in that order, and nothing is reordered on the way back.
+    let mut fates = vec![Fate::default(); 10];
+    fates[4].fwd_ms = 41;
+    for stateful in [true, false] {
+        let (st, _) = simulate_with(&fates, 0, 0, stateful);
+        let r = st.reorder.summary().unwrap();
+        assert_eq!((r.reordered, r.extent_max), (1, 3), "stateful {stateful}");
+        assert_eq!(st.reorder_backward.reordered(), 0, "stateful {stateful}");
+    }
+    // Backward reordering seen through a stateless reflector (T3 order).
+    let mut fates = vec![Fate::default(); 10];
+    fates[4].bwd_ms = 36;
+    let (st, _) = simulate_with(&fates, 0, 0, false);
+    assert_eq!(st.reorder.reordered(), 1);
+    let b = st.reorder_backward.summary().unwrap();
+    assert_eq!((b.reordered, b.extent_max), (1, 3));
 }
 
 #[test]
