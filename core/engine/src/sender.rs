@@ -217,6 +217,24 @@ struct InFlight {
     /// Replies of a reflected train seen so far, and the last one's T3.
     train_seen: u16,
     last_t3: u64,
+    /// T3 of the latest distinct replies (a reply copied by the network
+    /// repeats one of them), newest at `t3_seen % T3_KEPT`.
+    t3s: [u64; T3_KEPT],
+    t3_seen: usize,
+}
+
+/// Distinct T3 values remembered per packet in flight.
+const T3_KEPT: usize = 4;
+
+impl InFlight {
+    fn saw_t3(&self, t3: u64) -> bool {
+        self.t3s[..self.t3_seen.min(T3_KEPT)].contains(&t3)
+    }
+
+    fn add_t3(&mut self, t3: u64) {
+        self.t3s[self.t3_seen % T3_KEPT] = t3;
+        self.t3_seen += 1;
+    }
 }
 
 /// Sender counters and statistics.
@@ -644,6 +662,8 @@ impl SenderSession {
                 answered: false,
                 train_seen: 0,
                 last_t3: 0,
+                t3s: [0; T3_KEPT],
+                t3_seen: 0,
             },
         );
         self.order.push_back(seq);
@@ -739,10 +759,11 @@ impl SenderSession {
             // reply. Another T3 beyond the replies asked for: the reflector
             // answered a copy of the request.
             self.stats.duplicates += 1;
-            if r.timestamp.0 == flight.last_t3 {
+            if flight.saw_t3(r.timestamp.0) {
                 self.stats.duplicates_backward += 1;
             } else {
                 self.stats.duplicates_forward += 1;
+                flight.add_t3(r.timestamp.0);
                 if self.refl_seen.insert(r.sequence_number) {
                     self.stats.span_forward_dups += 1;
                     self.stats.span = Some(SeqSpan::widen(self.stats.span, seq, r.sequence_number));
@@ -763,6 +784,7 @@ impl SenderSession {
         }
         flight.train_seen += 1;
         flight.last_t3 = r.timestamp.0;
+        flight.add_t3(r.timestamp.0);
         let first = !flight.answered;
         flight.answered = true;
         let t1 = flight.t1;

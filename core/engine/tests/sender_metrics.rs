@@ -332,6 +332,22 @@ fn forward_reordering_is_not_counted_backward_and_stateless_reflectors_work_too(
 }
 
 #[test]
+fn a_copied_reply_to_a_duplicated_request_is_a_backward_duplicate() {
+    // The request is duplicated on the way out (two replies, two T3s) and
+    // both replies are copied on the way back: one forward duplicate, two
+    // backward ones, whatever the order they arrive in.
+    let mut fates = vec![Fate::default(); 4];
+    fates[2].dup_fwd = true;
+    fates[2].dup_bwd = true;
+    let (st, _) = simulate(&fates, 0, 0);
+    assert_eq!(
+        (st.duplicates, st.duplicates_forward, st.duplicates_backward),
+        (3, 1, 2)
+    );
+    assert_eq!(st.received, 4);
+}
+
+#[test]
 fn duplicates_are_told_apart_by_direction_and_do_not_count_as_loss() {
     let mut fates = vec![Fate::default(); 10];
     fates[2].dup_fwd = true; // the reflector answers twice (two T3s)
