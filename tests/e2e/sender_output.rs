@@ -274,6 +274,55 @@ fn json_summary_and_packet_lines_match_the_golden_structure() {
 }
 
 #[test]
+fn one_way_delays_only_when_both_error_estimates_say_synchronized() {
+    for (reflector_sync, sender_sync, expect) in [
+        (true, true, true),
+        (false, true, false),
+        (true, false, false),
+    ] {
+        let mut rargs = vec!["-S", "127.0.0.1"];
+        if reflector_sync {
+            rargs.push("--clock-synchronized");
+        } else {
+            rargs.push("--clock-synchronized=false");
+        }
+        let r = Reflector::start(&rargs);
+        let port = r.port();
+        let mut sargs = vec![
+            "-r",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-c",
+            "5",
+            "-d",
+            "2",
+            "-R",
+            "--output-format",
+            "json",
+        ];
+        sargs.push(if sender_sync {
+            "--clock-synchronized"
+        } else {
+            "--clock-synchronized=false"
+        });
+        let out = run("stamp-suite", &sargs, &[], Duration::from_secs(30));
+        assert!(out.status.success(), "{out:?}");
+        let v = json_lines(&stdout(&out));
+        let s = v.iter().find(|x| x["type"] == "summary").unwrap();
+        let what = format!("reflector {reflector_sync}, sender {sender_sync}");
+        assert_eq!(s["forward"].is_object(), expect, "{what}: {s}");
+        assert_eq!(s["backward"].is_object(), expect, "{what}");
+        assert_eq!(s["ipdv"]["forward"].is_object(), expect, "{what}");
+        assert_eq!(s["pdv"]["backward"].is_object(), expect, "{what}");
+        for p in v.iter().filter(|x| x["type"] == "packet") {
+            assert_eq!(p["forward_ns"].is_i64(), expect, "{what}: {p}");
+        }
+        r.interrupt();
+    }
+}
+
+#[test]
 fn csv_rows_match_the_golden_columns() {
     let r = Reflector::start(&["-S", "127.0.0.1", "--clock-synchronized"]);
     let out = run(

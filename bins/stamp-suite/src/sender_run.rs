@@ -96,7 +96,10 @@ pub async fn run(s: &Settings, registry: Registry) -> Result<ExitCode, String> {
         tlv_hmac: s.verify_tlv_hmac || s.tlv_options.flag("tlv-hmac"),
         timeout: s.timeout,
         first_seq: plan.first_seq,
-        assume_synchronized: s.clock_synchronized == Some(true),
+        // One-way delays need the S bit in both Error Estimates: ours
+        // (which --clock-synchronized sets) and the reflector's. Never
+        // assumed for the reflector.
+        assume_synchronized: false,
     };
     if plan.format == OutputFormat::Csv {
         println!("{}", report::CSV_HEADER);
