@@ -786,6 +786,17 @@ fn progress_bar_only_on_a_terminal_and_never_inside_output_lines() {
         );
     }
     assert!(segments.contains(&"--- STAMP Statistics ---"));
+    // Log lines (stderr, the bar's stream) are whole too.
+    let logs: Vec<&&str> = segments
+        .iter()
+        .filter(|s| s.contains("pacing schedule"))
+        .collect();
+    assert_eq!(logs.len(), 1, "{clean}");
+    assert!(
+        logs[0].starts_with("20") && logs[0].contains(" INFO "),
+        "{:?}",
+        logs[0]
+    );
     assert!(segments.contains(&"Packets sent: 150"), "{clean}");
 
     // Not a terminal: no bar at all.

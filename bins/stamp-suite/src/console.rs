@@ -7,10 +7,35 @@
 
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// The bar, for the log writer (logs go to stderr, where the bar is).
+static BAR: OnceLock<ProgressBar> = OnceLock::new();
+
+/// Where log lines go: stderr, with the progress bar hidden while a line is
+/// written (the tracing subscriber's writer).
+pub struct LogWriter;
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match BAR.get().filter(|b| !b.is_finished()) {
+            Some(bar) => bar.suspend(|| std::io::stderr().write(buf)),
+            None => std::io::stderr().write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+/// A [`LogWriter`] (for `tracing_subscriber::fmt().with_writer`).
+pub fn log_writer() -> LogWriter {
+    LogWriter
+}
 
 /// Per-target counters shown by the bar.
 #[derive(Default)]
@@ -54,6 +79,7 @@ impl Console {
             };
             b_target(&bar);
             bar.enable_steady_tick(Duration::from_millis(250));
+            let _ = BAR.set(bar.clone());
             bar
         });
         Console {
