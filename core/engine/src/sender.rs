@@ -308,6 +308,8 @@ pub struct SenderStats {
     span_received: u64,
     /// Forward duplicates seen (each took a reflector sequence number).
     span_forward_dups: u64,
+    /// Sequence Number of the first request.
+    first_seq: u32,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -372,11 +374,19 @@ impl SenderStats {
     /// `S = s_hi − s_lo + 1` requests and the reflector answered
     /// `R = r_hi − r_lo + 1` times (its counter moves once per reply,
     /// forward duplicates included). So `forward = S − (R − dup_fwd)` and
-    /// `backward = R − (distinct replies received)`. Losses before the
-    /// first or after the last answered packet cannot be placed.
+    /// `backward = R − (distinct replies received)`. Losses after the last
+    /// answered packet cannot be placed; nor can losses before the first
+    /// one, unless the reflector numbered that reply 0 (a stateful
+    /// reflector starts each session at 0, RFC 8762 §4.3.2): then every
+    /// earlier request was lost on the way out.
     pub fn directional_loss(&self) -> Option<DirectionalLoss> {
         let x = self.span?;
-        let sent = u64::from(x.s_hi.wrapping_sub(x.s_lo)) + 1;
+        let s_lo = if x.r_lo == 0 && self.stateful_replies > 0 {
+            self.first_seq
+        } else {
+            x.s_lo
+        };
+        let sent = u64::from(x.s_hi.wrapping_sub(s_lo)) + 1;
         let refl = u64::from(x.r_hi.wrapping_sub(x.r_lo)) + 1;
         if self.stateful_replies == 0 && self.span_received != sent {
             // Every reply carried our own sequence number: a stateless
@@ -558,8 +568,9 @@ impl SenderSession {
                 stamp_wire::MAX_DATAGRAM
             ));
         }
+        let first_seq = config.first_seq;
         Ok(SenderSession {
-            next_seq: config.first_seq,
+            next_seq: first_seq,
             config,
             registry,
             templates: ordered,
@@ -572,6 +583,7 @@ impl SenderSession {
             train_len,
             stats: SenderStats {
                 train_len,
+                first_seq,
                 ..SenderStats::default()
             },
             remote: None,

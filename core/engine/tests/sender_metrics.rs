@@ -274,6 +274,24 @@ fn directional_loss_from_any_starting_numbers() {
 }
 
 #[test]
+fn losses_before_the_first_reply_are_forward_when_the_reflector_starts_at_zero() {
+    // Packets 0 and 1 lost forward, 2 answered first.
+    let mut fates = vec![Fate::default(); 10];
+    fates[0].lose_fwd = true;
+    fates[1].lose_fwd = true;
+    fates[6].lose_bwd = true;
+    // A fresh session: the reflector numbers the reply to 2 as 0.
+    let (st, _) = simulate(&fates, 0, 0);
+    let dl = st.directional_loss().unwrap();
+    assert_eq!((dl.forward, dl.backward, st.unattributed_loss()), (2, 1, 0));
+    // A reflector counter that does not start at 0 for us: the two head
+    // losses cannot be placed.
+    let (st, _) = simulate(&fates, 0, 9);
+    let dl = st.directional_loss().unwrap();
+    assert_eq!((dl.forward, dl.backward, st.unattributed_loss()), (0, 1, 2));
+}
+
+#[test]
 fn reordering_rfc4737_on_the_way_back() {
     // Packet 4's reply takes 36 ms back: it arrives after 5, 6 and 7
     // (sent 10, 20, 30 ms later with 5 ms back) → extent 3.
