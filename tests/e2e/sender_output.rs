@@ -533,6 +533,39 @@ fn plot_svg_has_delay_series_loss_marks_and_cdf() {
 }
 
 #[test]
+fn an_unwritable_plot_file_fails_before_sending() {
+    let t0 = Instant::now();
+    let out = run(
+        "stamp-suite",
+        &[
+            "-r",
+            "127.0.0.1",
+            "-p",
+            "9",
+            "-c",
+            "100",
+            "-d",
+            "100",
+            "--plot",
+            "/nonexistent-dir/x.svg",
+        ],
+        &[],
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--plot: cannot create /nonexistent-dir/x.svg"),
+        "{err}"
+    );
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "failed at once, not after 10 s of sending"
+    );
+    assert!(!stdout(&out).contains("Packets sent"));
+}
+
+#[test]
 fn report_interval_prints_cumulative_interim_summaries_text_and_json() {
     let r = Reflector::start(&["-S", "127.0.0.1"]);
     let out = run(

@@ -101,6 +101,11 @@ pub async fn run(s: &Settings, registry: Registry) -> Result<ExitCode, String> {
         // assumed for the reflector.
         assume_synchronized: false,
     };
+    // A plot that cannot be written fails now, not after a long run.
+    if let Some(path) = &s.plot {
+        std::fs::File::create(path)
+            .map_err(|e| format!("--plot: cannot create {}: {e}", path.display()))?;
+    }
     if plan.format == OutputFormat::Csv {
         println!("{}", report::CSV_HEADER);
     }
@@ -291,7 +296,7 @@ async fn run_target(
     let show = plan.per_packet || plan.format == OutputFormat::Csv;
     let console = &*out.console;
     let mut plot_data = PlotData::default();
-    // T1 of the run's first packet: the plot's time zero.
+    // The plot's time zero: about when the pacing thread starts.
     let origin = report::realtime_now();
     // Time a lost packet was (about to be) sent: its slot in the schedule.
     let lost_at = |seq: u32| seq.wrapping_sub(plan.first_seq) as f64 * plan.delay.as_secs_f64();
