@@ -278,6 +278,7 @@ pub fn summary_json(target: &str, kind: Kind, st: &SenderStats, with_histogram: 
         "unattributed_lost": if per_target { Some(st.unattributed_loss()) } else { None },
         "reordering": to_json::<ReorderSummary>(st.reorder.summary()),
         "reordering_backward": to_json::<ReorderSummary>(st.reorder_backward.summary()),
+        "reordering_forward": to_json::<ReorderSummary>(st.reorder_forward.summary()),
         "hops": json!({
             "forward": hops_json(&st.forward_hops),
             "backward": hops_json(&st.backward_hops),
@@ -448,15 +449,20 @@ pub fn summary_text(
             r.extent_avg
         ));
     }
-    if let Some(r) = st.reorder_backward.summary() {
-        w(format!(
-            "Backward reordering: {} of {} ({:.2}%), extent max {} / avg {:.1} packets",
-            r.reordered,
-            r.received,
-            r.ratio * 100.0,
-            r.extent_max,
-            r.extent_avg
-        ));
+    for (name, r) in [
+        ("Forward", st.reorder_forward.summary()),
+        ("Backward", st.reorder_backward.summary()),
+    ] {
+        if let Some(r) = r {
+            w(format!(
+                "{name} reordering: {} of {} ({:.2}%), extent max {} / avg {:.1} packets",
+                r.reordered,
+                r.received,
+                r.ratio * 100.0,
+                r.extent_max,
+                r.extent_avg
+            ));
+        }
     }
     if st.duplicates > 0 {
         w(format!(

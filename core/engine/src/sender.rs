@@ -120,6 +120,11 @@ impl Rejected {
 /// corrupted reply: 1 µs.
 const RTT_TOLERANCE_NS: i64 = 1_000;
 
+/// Replies held to put them back in the reflector's receive order (T2)
+/// before the forward reordering test: exact as long as no reply comes
+/// back more than this many packets late.
+pub const FORWARD_REORDER_BUFFER: usize = 64;
+
 /// Path changes kept in [`SenderStats::path_changes`] (the latest ones).
 pub const PATH_CHANGES_KEPT: usize = 16;
 
@@ -278,6 +283,12 @@ pub struct SenderStats {
     /// timestamps (T3, its sending order) in the order the replies arrive,
     /// so it works against stateless and stateful reflectors alike.
     pub reorder_backward: Reorder,
+    /// Forward reordering: RFC 4737 on our Sequence Numbers in the order
+    /// the reflector received them (its T2), rebuilt from the replies with
+    /// a [`FORWARD_REORDER_BUFFER`]-packet buffer.
+    pub reorder_forward: Reorder,
+    /// Replies not yet fed to `reorder_forward`: (T2, seq), smallest first.
+    forward_order: std::collections::BinaryHeap<std::cmp::Reverse<(u64, u32)>>,
     /// Hops sender → reflector.
     pub forward_hops: HopStats,
     /// Hops reflector → sender.
@@ -422,6 +433,7 @@ impl SenderStats {
         self.ipdv_backward.merge(&o.ipdv_backward);
         self.reorder.merge(&o.reorder);
         self.reorder_backward.merge(&o.reorder_backward);
+        self.reorder_forward.merge(&o.reorder_forward);
         self.forward_hops.merge(&o.forward_hops);
         self.backward_hops.merge(&o.backward_hops);
         self.path_change_count += o.path_change_count;
@@ -442,6 +454,19 @@ impl SenderStats {
         match self.directional_loss() {
             Some(d) => self.lost.saturating_sub(d.forward + d.backward),
             None => self.lost,
+        }
+    }
+
+    /// Feed the `n` replies received earliest by the reflector to the
+    /// forward reordering test.
+    fn release_forward_order(&mut self, n: usize) {
+        for _ in 0..n {
+            match self.forward_order.pop() {
+                Some(std::cmp::Reverse((_, seq))) => {
+                    self.reorder_forward.record(seq);
+                }
+                None => break,
+            }
         }
     }
 
@@ -865,6 +890,10 @@ impl SenderSession {
         }
         let reorder_extent = st.reorder.record(seq);
         st.reorder_backward.record_key(t3.0 as i64);
+        st.forward_order.push(std::cmp::Reverse((t2.0, seq)));
+        if st.forward_order.len() > FORWARD_REORDER_BUFFER {
+            st.release_forward_order(1);
+        }
         let forward_hops = hops_from_ttl(r.sender_ttl);
         let backward_hops = meta.ttl.and_then(hops_from_ttl);
         let mut path_changes = Vec::new();
@@ -1052,6 +1081,8 @@ impl SenderSession {
 
     /// Declare every unanswered packet lost now (end of run).
     pub fn finish(&mut self) -> Vec<u32> {
+        let held = self.stats.forward_order.len();
+        self.stats.release_forward_order(held);
         let mut lost = Vec::new();
         while let Some(seq) = self.order.pop_front() {
             if let Some(f) = self.in_flight.remove(&seq) {

@@ -339,6 +339,8 @@ fn forward_reordering_is_not_counted_backward_and_stateless_reflectors_work_too(
         let r = st.reorder.summary().unwrap();
         assert_eq!((r.reordered, r.extent_max), (1, 3), "stateful {stateful}");
         assert_eq!(st.reorder_backward.reordered(), 0, "stateful {stateful}");
+        let f = st.reorder_forward.summary().unwrap();
+        assert_eq!((f.reordered, f.extent_max), (1, 3), "stateful {stateful}");
     }
     // Backward reordering seen through a stateless reflector (T3 order).
     let mut fates = vec![Fate::default(); 10];
@@ -347,6 +349,12 @@ fn forward_reordering_is_not_counted_backward_and_stateless_reflectors_work_too(
     assert_eq!(st.reorder.reordered(), 1);
     let b = st.reorder_backward.summary().unwrap();
     assert_eq!((b.reordered, b.extent_max), (1, 3));
+    assert_eq!(
+        st.reorder_forward.reordered(),
+        0,
+        "reflector got them in order"
+    );
+    assert_eq!(st.reorder_forward.summary().unwrap().received, 10);
 }
 
 #[test]
