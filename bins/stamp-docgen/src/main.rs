@@ -54,12 +54,9 @@ const BINARIES: [(&str, &str, &str); 3] = [
 const NOT_YET_IMPLEMENTED: &[&str] = &[
     "reflected-fixed-hdr",
     "reflected-ipv6-ext-hdr",
-    "report-interval",
     "snmp",
     "snmp-socket",
     "hwtstamp",
-    "histogram",
-    "plot",
 ];
 
 /// Config keys that are tables in the file and have no `STAMP_*` form.
