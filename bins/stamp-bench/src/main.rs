@@ -75,6 +75,37 @@ fn main() -> ExitCode {
                     .unwrap_or(10_000);
                 return callgrind_loop(&next(i), n);
             }
+            "--load" => {
+                // Closed-loop load only, for profiling a server by hand:
+                // --load ADDR SECONDS [open|1400|tlv|auth]
+                let secs: f64 = args.get(i + 2).and_then(|v| v.parse().ok()).unwrap_or(5.0);
+                let kind = match args.get(i + 3).map(String::as_str) {
+                    Some("1400") => Kind::Open1400,
+                    Some("tlv") => Kind::Tlvs,
+                    Some("auth") => Kind::Auth,
+                    _ => Kind::Open44,
+                };
+                let Ok(addr) = next(i).parse::<SocketAddr>() else {
+                    eprintln!("stamp-bench: --load ADDR SECONDS [open|1400|tlv|auth]");
+                    return ExitCode::from(2);
+                };
+                let reqs = requests(kind, 256);
+                return match loadgen::closed_loop(addr, &reqs, WINDOW, 1, secs) {
+                    Ok(c) => {
+                        println!(
+                            "sent {} received {} ({:.0} pps)",
+                            c.sent,
+                            c.received,
+                            c.received as f64 / secs
+                        );
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("stamp-bench: {e}");
+                        ExitCode::FAILURE
+                    }
+                };
+            }
             "--quick" => {
                 opts.pairs = 1;
                 opts.seconds = 0.2;
@@ -128,7 +159,8 @@ fn main() -> ExitCode {
 const USAGE: &str =
     "usage: stamp-bench [--quick] [--pairs N] [--seconds S] [--sessions N] [--reflector PATH]
                    [--window N] [--flows N]
-       stamp-bench --callgrind-loop open|tlv|auth N";
+       stamp-bench --callgrind-loop open|tlv|auth N
+       stamp-bench --load ADDR SECONDS [open|1400|tlv|auth]   closed-loop load only";
 
 /// A binary next to this one (same target directory).
 fn sibling(name: &str) -> PathBuf {

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod app;
+mod hwts;
 #[cfg(feature = "metrics")]
 mod metrics;
 #[cfg(not(feature = "metrics"))]

@@ -56,6 +56,7 @@ pub fn packet(
                 secs(r.t3),
                 ms(r.residence_ns)
             ));
+            line.push_str(&format!(" t1_src={} t4_src={}", r.t1_source, r.t4_source));
             for t in &r.tlvs {
                 if t.flags.0 & 0xF0 != 0 {
                     line.push_str(&format!(" [{}: {} flags={}]", t.name, t.summary, t.flags));
@@ -193,7 +194,45 @@ pub fn summary_json(target: SocketAddr, st: &SenderStats) -> Value {
             Value::Object(m)
         }).collect::<Vec<_>>(),
         "direct_measurement_loss": dm_loss(st).map(|(f, b)| json!({"forward": f, "backward": b})),
+        "timestamps": {
+            "t1": st.t1_sources.describe("tx"),
+            "t2": reflector_method(st, "timestamp_in"),
+            "t3": reflector_method(st, "timestamp_out"),
+            "t4": st.t4_sources.describe("rx"),
+            "t1_sources": st.t1_sources,
+            "t4_sources": st.t4_sources,
+        },
     })
+}
+
+/// How the reflector says it took T2 / T3 (`field` "timestamp_in" /
+/// "timestamp_out" of its last Timestamp Information TLV, RFC 8972 §4.3),
+/// if it was asked.
+fn reflector_method(st: &SenderStats, field: &str) -> Option<String> {
+    let t = st.tlvs.get(&3)?;
+    t.last
+        .fields
+        .get(field)
+        .and_then(Value::as_str)
+        .map(String::from)
+}
+
+/// "Timestamps: T1 kernel-tx, T2 sw-local, T3 sw-local, T4 kernel-rx": where
+/// each timestamp of the answered packets came from; T2 / T3 as the
+/// reflector's Timestamp Information TLV says.
+fn timestamps_line(st: &SenderStats) -> String {
+    let remote = match (
+        reflector_method(st, "timestamp_in"),
+        reflector_method(st, "timestamp_out"),
+    ) {
+        (Some(t2), Some(t3)) => format!("T2 {t2}, T3 {t3} (reflector's Timestamp Information)"),
+        _ => "T2/T3 not reported (no Timestamp Information TLV)".to_string(),
+    };
+    format!(
+        "Timestamps: T1 {}, {remote}, T4 {}",
+        st.t1_sources.describe("tx"),
+        st.t4_sources.describe("rx")
+    )
 }
 
 /// The text summary.
@@ -306,6 +345,9 @@ pub fn summary_text(out: &mut impl Write, target: SocketAddr, multi: bool, st: &
     }
     if let Some((f, b)) = dm_loss(st) {
         w(format!("Direct Measurement loss: forward {f}, backward {b} (from the counters of the last reply)"));
+    }
+    if st.received > 0 {
+        w(timestamps_line(st));
     }
     if multi {
         w(format!("Target: {target}"));

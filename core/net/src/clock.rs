@@ -68,6 +68,9 @@ pub struct SystemClock {
     overrides: ClockOverrides,
     /// Base of the refresh deadline.
     started: Instant,
+    /// CLOCK_MONOTONIC_COARSE at `started` (0 where there is none).
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    started_coarse_nanos: u64,
     /// When (nanoseconds after `started`) the cache is due for a refresh.
     refresh_due: AtomicU64,
     synchronized: AtomicBool,
@@ -89,6 +92,7 @@ impl SystemClock {
             format,
             overrides,
             started: Instant::now(),
+            started_coarse_nanos: coarse_now_nanos(),
             refresh_due: AtomicU64::new(REFRESH_NANOS),
             synchronized: AtomicBool::new(false),
             est_error_ns: AtomicU64::new(0),
@@ -121,8 +125,12 @@ impl SystemClock {
 
     /// Refresh the cache when it is a second old. One caller wins the
     /// compare-exchange and re-reads; the others keep using the cache.
+    ///
+    /// Called for every packet (Error Estimate, sync source), so the time
+    /// check reads CLOCK_MONOTONIC_COARSE: a load from the vDSO page, no
+    /// clock read (its tick resolution is plenty for a one-second period).
     fn refresh_if_due(&self) {
-        let now = self.started.elapsed().as_nanos() as u64;
+        let now = self.elapsed_coarse_nanos();
         let due = self.refresh_due.load(Ordering::Relaxed);
         if now < due {
             return;
@@ -139,6 +147,22 @@ impl SystemClock {
         {
             self.refresh();
         }
+    }
+
+    /// Nanoseconds since `started`, at tick resolution where the system
+    /// offers a cheap coarse clock.
+    #[cfg(target_os = "linux")]
+    fn elapsed_coarse_nanos(&self) -> u64 {
+        use nix::time::{clock_gettime, ClockId};
+        match clock_gettime(ClockId::CLOCK_MONOTONIC_COARSE) {
+            Ok(ts) => timespec_nanos(ts).saturating_sub(self.started_coarse_nanos),
+            Err(_) => self.started.elapsed().as_nanos() as u64,
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn elapsed_coarse_nanos(&self) -> u64 {
+        self.started.elapsed().as_nanos() as u64
     }
 
     fn refresh(&self) {
@@ -230,6 +254,17 @@ impl Clock for SystemClock {
 
 fn add_seconds(t: UnixNanos, seconds: i64) -> UnixNanos {
     UnixNanos(t.0.wrapping_add_signed(seconds.wrapping_mul(NANOS_PER_SEC as i64)))
+}
+
+#[cfg(target_os = "linux")]
+fn coarse_now_nanos() -> u64 {
+    use nix::time::{clock_gettime, ClockId};
+    clock_gettime(ClockId::CLOCK_MONOTONIC_COARSE).map_or(0, timespec_nanos)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn coarse_now_nanos() -> u64 {
+    0
 }
 
 /// What adjtimex(2) says about the clock.
