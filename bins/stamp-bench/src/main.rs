@@ -17,6 +17,7 @@
 
 mod baseline;
 mod loadgen;
+mod tstamp;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -46,6 +47,7 @@ struct Opts {
     seconds: f64,
     sessions: usize,
     precision_seconds: f64,
+    timestamp_seconds: f64,
     reflector: PathBuf,
     window: u64,
     flows: usize,
@@ -59,6 +61,7 @@ fn main() -> ExitCode {
         seconds: 2.0,
         sessions: 1_000_000,
         precision_seconds: 3.0,
+        timestamp_seconds: 2.0,
         reflector: sibling("stamp-suite"),
         window: WINDOW,
         flows: 1,
@@ -106,11 +109,20 @@ fn main() -> ExitCode {
                     }
                 };
             }
+            "--timestamps" => {
+                // Only the receive-timestamp comparison.
+                let secs = next(i).parse().unwrap_or(2.0_f64).clamp(0.1, 60.0);
+                opts.timestamp_seconds = secs;
+                print_machine();
+                receive_timestamps(&opts);
+                return ExitCode::SUCCESS;
+            }
             "--quick" => {
                 opts.pairs = 1;
                 opts.seconds = 0.2;
                 opts.sessions = 20_000;
                 opts.precision_seconds = 0.3;
+                opts.timestamp_seconds = 0.3;
             }
             "--pairs" => {
                 opts.pairs = next(i).parse().unwrap_or(3).max(1);
@@ -160,6 +172,7 @@ const USAGE: &str =
     "usage: stamp-bench [--quick] [--pairs N] [--seconds S] [--sessions N] [--reflector PATH]
                    [--window N] [--flows N]
        stamp-bench --callgrind-loop open|tlv|auth N
+       stamp-bench --timestamps SECONDS    only the receive-timestamp comparison
        stamp-bench --load ADDR SECONDS [open|1400|tlv|auth]   closed-loop load only";
 
 /// A binary next to this one (same target directory).
@@ -768,6 +781,9 @@ fn bench(o: &Opts) -> Result<(), String> {
         }
     }
 
+    println!();
+    receive_timestamps(o);
+
     // Session table memory.
     println!();
     println!("== sessions (in-process stateful Reflector) ==");
@@ -810,6 +826,33 @@ fn bench(o: &Opts) -> Result<(), String> {
     );
     drop((base, ours_open, ours_auth, ours_two));
     Ok(())
+}
+
+/// Receive timestamps: user space after recvmmsg vs the kernel's.
+fn receive_timestamps(o: &Opts) {
+    println!("== receive timestamps under load (loopback; T2 user space after recvmmsg vs T2 kernel SO_TIMESTAMPING; µs) ==");
+    println!("   user-kernel: user-space T2 minus kernel T2 (the error a user-space T2 carries)");
+    println!("   from TX: T2 minus the sender's kernel transmit timestamp (true loopback delay is a few µs)");
+    println!(
+        "{:<11} {:>8} {:>22} {:>22} {:>22}",
+        "rate", "packets", "user-kernel med/p99/max", "kernel from TX", "user from TX"
+    );
+    for rate in [10_000u64, 100_000] {
+        let count = ((rate as f64 * o.timestamp_seconds) as usize).max(100);
+        let f = |s: &tstamp::Spread| format!("{:.1}/{:.1}/{:.0}", s.median, s.p99, s.max);
+        match tstamp::run(count, rate) {
+            Ok(r) => println!(
+                "{:<11} {:>8} {:>22} {:>22} {:>22}",
+                format!("{} pps", r.rate),
+                r.packets,
+                f(&r.user_minus_kernel),
+                f(&r.kernel_from_tx),
+                f(&r.user_from_tx)
+            ),
+            Err(e) => println!("{rate} pps: {e}"),
+        }
+    }
+
 }
 
 fn print_machine() {

@@ -58,7 +58,6 @@ const NOT_YET_IMPLEMENTED: &[&str] = &[
     "report-interval",
     "snmp",
     "snmp-socket",
-    "hwtstamp",
     "histogram",
     "plot",
 ];

@@ -85,8 +85,12 @@ pub async fn run(s: &Settings, registry: Registry) -> Result<ExitCode, String> {
     } else {
         None
     };
+    // --hwtstamp: NIC timestamps for T2 where every interface of the bind
+    // offers them (`on` refuses to start otherwise).
+    let hardware = crate::hwts::decide(s.hwtstamp, local.ip(), None)?;
     let spec = WorkerSpec {
         opts: UdpOptions {
+            hardware_timestamps: hardware,
             recv_buffer: Some(4 << 20),
             send_buffer: Some(4 << 20),
             // Several sockets on one port, one per worker (socket(7)).

@@ -1,0 +1,116 @@
+//! Issue 4, timestamps: the sender takes T1 from the kernel's transmit
+//! timestamp and T4 from the kernel's receive timestamp and says so per
+//! packet and in the summary; the reflector's Timestamp Information TLV says
+//! how it took T2 / T3; `--hwtstamp on` fails with one clear line on
+//! loopback (no NIC clock) and `auto` falls back to software.
+
+use std::time::Duration;
+
+use stamp_tests::{json_lines, run, sender, Reflector};
+
+#[test]
+fn sender_reports_kernel_tx_and_rx_timestamps_per_packet_and_in_the_summary() {
+    let r = Reflector::start(&["-S", "127.0.0.1", "--workers", "1"]);
+    let out = sender(
+        "127.0.0.1",
+        &r.port(),
+        &["-c", "40", "-d", "2", "--timestamp-info", "-R", "--output-format", "json"],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines = json_lines(&text);
+    let packets: Vec<_> = lines.iter().filter(|v| v["type"] == "packet").collect();
+    assert_eq!(packets.len(), 40, "{text}");
+    for p in &packets {
+        assert_eq!(p["t1_source"], "kernel", "{p}");
+        assert_eq!(p["t4_source"], "kernel", "{p}");
+        let ts = p["tlvs"]
+            .as_array()
+            .and_then(|t| t.iter().find(|t| t["name"] == "tsinfo"))
+            .unwrap_or_else(|| panic!("no Timestamp Information TLV in {p}"));
+        // RFC 8972 §5.5: kernel software timestamps are "SW Local".
+        assert_eq!(ts["timestamp_in"], "sw-local", "{p}");
+        assert_eq!(ts["timestamp_out"], "sw-local", "{p}");
+        // Kernel T1 comes before kernel T4, and the RTT is what they say.
+        let (t1, t4) = (p["t1"].as_u64().unwrap(), p["t4"].as_u64().unwrap());
+        assert!(t1 < t4, "{p}");
+    }
+    let summary = lines
+        .iter()
+        .find(|v| v["type"] == "summary")
+        .unwrap_or_else(|| panic!("no summary in {text}"));
+    let ts = &summary["timestamps"];
+    assert_eq!(ts["t1"], "kernel-tx", "{summary}");
+    assert_eq!(ts["t4"], "kernel-rx", "{summary}");
+    assert_eq!(ts["t2"], "sw-local", "{summary}");
+    assert_eq!(ts["t3"], "sw-local", "{summary}");
+    assert_eq!(ts["t1_sources"]["kernel"], 40, "{summary}");
+    assert_eq!(ts["t1_sources"]["user"], 0, "{summary}");
+
+    // The text summary says the same in one line.
+    let out = sender("127.0.0.1", &r.port(), &["-c", "10", "-d", "2"]);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("Timestamps: "))
+        .unwrap_or_else(|| panic!("no Timestamps line in {text}"));
+    assert_eq!(
+        line,
+        "Timestamps: T1 kernel-tx, T2/T3 not reported (no Timestamp Information TLV), T4 kernel-rx"
+    );
+    let _ = r.interrupt();
+}
+
+#[test]
+fn hwtstamp_on_fails_on_loopback_with_one_clear_line() {
+    // Sender: the route to 127.0.0.1 goes through lo.
+    let out = run(
+        "stamp-suite",
+        &["-r", "127.0.0.1", "-p", "9", "-c", "1", "--hwtstamp", "on"],
+        &[],
+        Duration::from_secs(20),
+    );
+    assert!(!out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(
+        lines,
+        ["stamp-suite: --hwtstamp on: interface lo has no hardware timestamping (software timestamps only)"],
+        "{err}"
+    );
+    // Reflector bound to loopback: the same refusal, before it listens.
+    let out = run(
+        "stamp-suite",
+        &["-i", "-S", "127.0.0.1", "-o", "0", "--hwtstamp", "on"],
+        &[],
+        Duration::from_secs(20),
+    );
+    assert!(!out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--hwtstamp on: interface lo has no hardware timestamping"),
+        "{err}"
+    );
+    assert!(!err.contains("listening"), "{err}");
+}
+
+#[test]
+fn hwtstamp_auto_falls_back_to_kernel_software_timestamps() {
+    let r = Reflector::start(&["-S", "127.0.0.1", "--workers", "1", "--hwtstamp", "auto"]);
+    let out = sender(
+        "127.0.0.1",
+        &r.port(),
+        &["-c", "10", "-d", "2", "--hwtstamp", "auto", "--output-format", "json"],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let summary = json_lines(&text)
+        .into_iter()
+        .find(|v| v["type"] == "summary")
+        .unwrap_or_else(|| panic!("no summary in {text}"));
+    assert_eq!(summary["received"], 10, "{summary}");
+    assert_eq!(summary["timestamps"]["t1"], "kernel-tx", "{summary}");
+    assert_eq!(summary["timestamps"]["t4"], "kernel-rx", "{summary}");
+    let _ = r.interrupt();
+}
