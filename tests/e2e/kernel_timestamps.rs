@@ -14,7 +14,16 @@ fn sender_reports_kernel_tx_and_rx_timestamps_per_packet_and_in_the_summary() {
     let out = sender(
         "127.0.0.1",
         &r.port(),
-        &["-c", "40", "-d", "2", "--timestamp-info", "-R", "--output-format", "json"],
+        &[
+            "-c",
+            "40",
+            "-d",
+            "2",
+            "--timestamp-info",
+            "-R",
+            "--output-format",
+            "json",
+        ],
     );
     assert!(out.status.success(), "{out:?}");
     let text = String::from_utf8_lossy(&out.stdout);
@@ -101,7 +110,16 @@ fn hwtstamp_auto_falls_back_to_kernel_software_timestamps() {
     let out = sender(
         "127.0.0.1",
         &r.port(),
-        &["-c", "10", "-d", "2", "--hwtstamp", "auto", "--output-format", "json"],
+        &[
+            "-c",
+            "10",
+            "-d",
+            "2",
+            "--hwtstamp",
+            "auto",
+            "--output-format",
+            "json",
+        ],
     );
     assert!(out.status.success(), "{out:?}");
     let text = String::from_utf8_lossy(&out.stdout);
@@ -112,5 +130,62 @@ fn hwtstamp_auto_falls_back_to_kernel_software_timestamps() {
     assert_eq!(summary["received"], 10, "{summary}");
     assert_eq!(summary["timestamps"]["t1"], "kernel-tx", "{summary}");
     assert_eq!(summary["timestamps"]["t4"], "kernel-rx", "{summary}");
+    let _ = r.interrupt();
+}
+
+/// A stateful reflector reports each reply's kernel transmit timestamp in
+/// the session's next Follow-Up Telemetry TLV (RFC 8972 §4.7): later than
+/// the T3 written into that reply (read before the send), and before the
+/// sender's kernel receive timestamp of it (T4).
+#[test]
+fn follow_up_telemetry_carries_the_kernel_transmit_time_of_the_previous_reply() {
+    let r = Reflector::start(&["-S", "127.0.0.1", "--workers", "1", "--stateful-reflector"]);
+    let out = sender(
+        "127.0.0.1",
+        &r.port(),
+        &[
+            "-c",
+            "30",
+            "-d",
+            "5",
+            "--follow-up-telemetry",
+            "-R",
+            "--output-format",
+            "json",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let packets: Vec<_> = json_lines(&text)
+        .into_iter()
+        .filter(|v| v["type"] == "packet")
+        .collect();
+    assert_eq!(packets.len(), 30, "{text}");
+    let mut later = 0;
+    for w in packets.windows(2) {
+        let (prev, this) = (&w[0], &w[1]);
+        let fut = this["tlvs"]
+            .as_array()
+            .and_then(|t| t.iter().find(|t| t["name"] == "fut"))
+            .unwrap_or_else(|| panic!("no Follow-Up Telemetry TLV in {this}"));
+        assert_eq!(fut["prev_seq"], prev["reflector_seq"], "{this}");
+        assert_eq!(fut["mode"], "sw-local", "{this}");
+        let ts = fut["ts_ns"].as_u64().unwrap_or_else(|| panic!("{this}"));
+        let (t3, t4) = (prev["t3"].as_u64().unwrap(), prev["t4"].as_u64().unwrap());
+        assert!(
+            t3 <= ts && ts <= t4,
+            "T3 {t3} <= follow-up {ts} <= T4 {t4}: {this}"
+        );
+        if ts > t3 {
+            later += 1;
+        }
+    }
+    // A user-space copy of T3 would be equal every time; the kernel's
+    // transmit timestamp comes after the clock read, by at least the
+    // nanoseconds of a send system call.
+    assert!(
+        later >= 28,
+        "only {later} of 29 follow-ups after T3: {text}"
+    );
     let _ = r.interrupt();
 }

@@ -852,7 +852,6 @@ fn receive_timestamps(o: &Opts) {
             Err(e) => println!("{rate} pps: {e}"),
         }
     }
-
 }
 
 fn print_machine() {

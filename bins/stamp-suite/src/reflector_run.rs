@@ -24,7 +24,9 @@ use std::time::{Duration, Instant};
 use stamp_config::{OutputFormat, Settings};
 use stamp_core::clock::TimestampSource;
 use stamp_core::hmac::HmacKey;
-use stamp_core::reflector::{DropReason, Outcome, Reflector, ReflectorConfig, ReflectorStats};
+use stamp_core::reflector::{
+    DropReason, Outcome, Reflector, ReflectorConfig, ReflectorStats, SentReply,
+};
 use stamp_core::registry::Registry;
 use stamp_core::transport::{RecvMeta, SendMeta};
 use stamp_net::{BlockingUdpTransport, ClockOverrides, SystemClock, UdpOptions};
@@ -256,6 +258,7 @@ fn serve(
     let mut next_expiry = Instant::now() + EXPIRY_TICK;
     let mut send_errors = 0u64;
     let mut trains = Trains::default();
+    let mut follow = FollowUps::new();
 
     while !stop.load(Ordering::Relaxed) {
         // Waits at most WAKE_EVERY, or until the next copy of a reflected
@@ -276,11 +279,13 @@ fn serve(
                 (&rx_bufs[..n], &mut rx_meta[..n]),
                 (&mut tx_bufs, &mut tx_meta),
                 &mut trains,
+                &mut follow,
                 &mut send_errors,
                 now,
                 metrics,
             );
         }
+        follow.collect(&transport, &mut reflector, &clock, now);
         if trains.next_due().is_some_and(|d| d <= now) {
             trains.send_due(&transport, &reflector, &clock, &mut send_errors);
         }
@@ -314,6 +319,7 @@ fn reflect_batch(
     (rx_bufs, rx_meta): (&[Box<[u8]>], &mut [RecvMeta]),
     (tx_bufs, tx_meta): (&mut [Box<[u8]>], &mut Vec<SendMeta>),
     trains: &mut Trains,
+    follow: &mut FollowUps,
     send_errors: &mut u64,
     now: Instant,
     metrics: Option<&WorkerMetrics>,
@@ -321,6 +327,7 @@ fn reflect_batch(
     // With metrics on, one more clock read per request times it.
     let mut mark = now;
     tx_meta.clear();
+    follow.batch.clear();
     for (buf, meta) in rx_bufs.iter().zip(rx_meta.iter_mut()) {
         if meta.rx_time.is_none() {
             meta.rx_time = Some((crate::report::realtime_now(), TimestampSource::UserSpace));
@@ -332,6 +339,14 @@ fn reflect_batch(
                 m.src = plan.src;
                 m.ifindex = if plan.src.is_some() { meta.ifindex } else { 0 };
                 m.tos = plan.tos;
+                // Follow-Up Telemetry asked for this reply's transmit time.
+                let wanted = if plan.tx_timestamp && follow.enabled {
+                    reflector.sent_reply()
+                } else {
+                    None
+                };
+                m.tx_timestamp = wanted.is_some();
+                follow.batch.push(wanted);
                 tx_meta.push(m);
                 if plan.copies > 1 {
                     trains.add(
@@ -358,7 +373,10 @@ fn reflect_batch(
     while sent < tx_meta.len() {
         match transport.send_batch(&tx_bufs[sent..], &tx_meta[sent..]) {
             Ok(0) => break,
-            Ok(k) => sent += k,
+            Ok(k) => {
+                follow.sent(sent..sent + k, now);
+                sent += k;
+            }
             Err(e) => {
                 *send_errors += 1;
                 tracing::warn!(error = %e, peer = %tx_meta[sent].dst, "send failed");
@@ -428,6 +446,79 @@ fn print_summary(
         println!("Send errors: {send_errors}, oversized datagrams dropped: {truncated}");
     }
     println!("Uptime: {:.3} s", elapsed.as_secs_f64());
+}
+
+/// Kernel transmit timestamps of the replies whose session reports them
+/// with its next reply (Follow-Up Telemetry, RFC 8972 §4.7, stateful mode
+/// only). T3 inside a reply must be read before the send; the kernel's
+/// timestamp of the datagram leaving comes after it, from the socket's
+/// error queue (`stamp_net::txstamp`), keyed by the socket's OPT_ID counter,
+/// and replaces the session's record of that reply's T3. Only replies that
+/// asked for it carry the per-datagram request, so nothing else pays.
+struct FollowUps {
+    enabled: bool,
+    /// Per reply of the batch being sent: the stateful reply wanted.
+    batch: Vec<Option<SentReply>>,
+    #[cfg(target_os = "linux")]
+    keys: stamp_net::txstamp::KeyRing<SentReply>,
+    /// The error queue is read until this long after the last request.
+    pending_until: Option<Instant>,
+}
+
+impl FollowUps {
+    fn new() -> Self {
+        FollowUps {
+            enabled: cfg!(target_os = "linux"),
+            batch: Vec::with_capacity(BATCH),
+            #[cfg(target_os = "linux")]
+            keys: Default::default(),
+            pending_until: None,
+        }
+    }
+
+    /// Datagrams `range` of the batch went: the ones that asked for a
+    /// timestamp took the next keys, in order.
+    fn sent(&mut self, range: std::ops::Range<usize>, now: Instant) {
+        for i in range {
+            if let Some(Some(r)) = self.batch.get(i) {
+                #[cfg(target_os = "linux")]
+                self.keys.sent(*r);
+                #[cfg(not(target_os = "linux"))]
+                let _ = r;
+                self.pending_until = Some(now + Duration::from_secs(1));
+            }
+        }
+    }
+
+    /// Read the error queue and hand each timestamp to its session.
+    fn collect(
+        &mut self,
+        transport: &BlockingUdpTransport,
+        reflector: &mut Reflector,
+        clock: &SystemClock,
+        now: Instant,
+    ) {
+        match self.pending_until {
+            Some(t) if now <= t => {}
+            Some(_) => {
+                self.pending_until = None;
+                return;
+            }
+            None => return,
+        }
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            let keys = &mut self.keys;
+            let _ = stamp_net::txstamp::drain(transport.socket().as_raw_fd(), |st| {
+                if let Some(r) = keys.take(st.key) {
+                    reflector.set_reply_transmit_time(r, st.time, st.source, clock);
+                }
+            });
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = (transport, reflector, clock);
+    }
 }
 
 /// Most reflected trains in flight per worker; more are refused (the first

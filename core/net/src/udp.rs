@@ -120,7 +120,7 @@ impl UdpTransport {
             caps: open.caps,
             truncated: AtomicU64::new(0),
             #[cfg(target_os = "linux")]
-            batch: mmsg::Batch::new(open.v6, open.fixed_dst),
+            batch: mmsg::Batch::new(open.v6, open.fixed_dst, open.hardware),
         })
     }
 
@@ -145,6 +145,9 @@ pub(crate) struct Opened {
     /// The bound address when it is one address (not a wildcard).
     #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     pub(crate) fixed_dst: Option<IpAddr>,
+    /// NIC hardware timestamps were asked for.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    pub(crate) hardware: bool,
 }
 
 /// Open a UDP socket bound to `addr` with `opts` (see [`UdpTransport::bind`]).
@@ -187,6 +190,7 @@ pub(crate) fn open_socket(
         caps,
         v6,
         fixed_dst,
+        hardware: opts.hardware_timestamps,
     })
 }
 

@@ -58,7 +58,7 @@ impl BlockingUdpTransport {
             wake_every,
             truncated: AtomicU64::new(0),
             #[cfg(target_os = "linux")]
-            batch: super::mmsg::Batch::new(open.v6, open.fixed_dst),
+            batch: super::mmsg::Batch::new(open.v6, open.fixed_dst, open.hardware),
         })
     }
 

@@ -57,9 +57,11 @@ const RECV_CMSG_SPACE: usize = cmsg_space(size_of::<libc::in6_pktinfo>())
     + cmsg_space(size_of::<libc::timespec>())
     + 64;
 
-/// Room for what we send: one packet-info and one TOS / Traffic Class.
-const SEND_CMSG_SPACE: usize =
-    cmsg_space(size_of::<libc::in6_pktinfo>()) + cmsg_space(size_of::<c_int>());
+/// Room for what we send: one packet-info, one TOS / Traffic Class and one
+/// SO_TIMESTAMPING request.
+const SEND_CMSG_SPACE: usize = cmsg_space(size_of::<libc::in6_pktinfo>())
+    + cmsg_space(size_of::<c_int>())
+    + cmsg_space(size_of::<u32>());
 
 // Checked at compile time: what we send fits, and buffers end on a cmsg boundary.
 const _: () = assert!(
@@ -176,15 +178,24 @@ pub(super) struct Batch {
     /// destination without IP_PKTINFO, and a reply asking for it as source
     /// needs no IP_PKTINFO either (the bind already fixes it).
     fixed_dst: Option<IpAddr>,
+    /// SOF_TIMESTAMPING_* record flags of a per-datagram transmit
+    /// timestamp request ([`SendMeta::tx_timestamp`]).
+    tx_record: u32,
     recv: Mutex<RecvSlots>,
     send: Mutex<SendSlots>,
 }
 
 impl Batch {
-    pub(super) fn new(v6_socket: bool, fixed_dst: Option<IpAddr>) -> Self {
+    pub(super) fn new(v6_socket: bool, fixed_dst: Option<IpAddr>, hardware: bool) -> Self {
+        let tx_record = if hardware {
+            libc::SOF_TIMESTAMPING_TX_SOFTWARE | libc::SOF_TIMESTAMPING_TX_HARDWARE
+        } else {
+            libc::SOF_TIMESTAMPING_TX_SOFTWARE
+        };
         Batch {
             v6_socket,
             fixed_dst,
+            tx_record,
             recv: Mutex::new(RecvSlots::with_slots(INITIAL_SLOTS)),
             send: Mutex::new(SendSlots::with_slots(INITIAL_SLOTS)),
         }
@@ -218,8 +229,21 @@ impl Batch {
         bufs: &[Box<[u8]>],
         metas: &[SendMeta],
     ) -> io::Result<usize> {
-        lock(&self.send).send(fd, self.v6_socket, self.fixed_dst, bufs, metas)
+        let how = SendHow {
+            v6_socket: self.v6_socket,
+            fixed_src: self.fixed_dst,
+            tx_record: self.tx_record,
+        };
+        lock(&self.send).send(fd, how, bufs, metas)
     }
+}
+
+/// What every datagram of a send call shares.
+#[derive(Clone, Copy)]
+struct SendHow {
+    v6_socket: bool,
+    fixed_src: Option<IpAddr>,
+    tx_record: u32,
 }
 
 /// What the socket's bind says about every datagram it receives.
@@ -380,8 +404,7 @@ impl SendSlots {
     fn send(
         &mut self,
         fd: RawFd,
-        v6_socket: bool,
-        fixed_src: Option<IpAddr>,
+        how: SendHow,
         bufs: &[Box<[u8]>],
         metas: &[SendMeta],
     ) -> io::Result<usize> {
@@ -394,7 +417,7 @@ impl SendSlots {
         // the first, its error is the result.
         let mut ready = 0;
         for i in 0..n {
-            if let Err(e) = self.prepare(i, &bufs[i], &metas[i], v6_socket, fixed_src) {
+            if let Err(e) = self.prepare(i, &bufs[i], &metas[i], how) {
                 if ready == 0 {
                     return Err(e);
                 }
@@ -421,14 +444,8 @@ impl SendSlots {
     /// On a socket bound to one address (`fixed_src`), a source equal to it
     /// with no interface asked for is what the kernel uses anyway: no
     /// IP_PKTINFO then (it costs the kernel a route lookup per datagram).
-    fn prepare(
-        &mut self,
-        i: usize,
-        buf: &[u8],
-        meta: &SendMeta,
-        v6_socket: bool,
-        fixed_src: Option<IpAddr>,
-    ) -> io::Result<()> {
+    fn prepare(&mut self, i: usize, buf: &[u8], meta: &SendMeta, how: SendHow) -> io::Result<()> {
+        let (v6_socket, fixed_src) = (how.v6_socket, how.fixed_src);
         let data = buf
             .get(..meta.len)
             .ok_or_else(|| invalid("datagram length exceeds its buffer"))?;
@@ -482,6 +499,17 @@ impl SendSlots {
                 (libc::IPPROTO_IPV6, libc::IPV6_TCLASS)
             };
             used += put_cmsg(&mut control[used..], level, kind, c_int::from(tos));
+        }
+        if meta.tx_timestamp {
+            // socket(7) SO_TIMESTAMPING as a control message: a transmit
+            // timestamp for this datagram alone, numbered by the socket's
+            // OPT_ID counter.
+            used += put_cmsg(
+                &mut control[used..],
+                libc::SOL_SOCKET,
+                libc::SO_TIMESTAMPING,
+                how.tx_record,
+            );
         }
         self.names[i] = SockAddr::from(dst);
         self.iovs[i] = libc::iovec {
