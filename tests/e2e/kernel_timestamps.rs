@@ -189,3 +189,42 @@ fn follow_up_telemetry_carries_the_kernel_transmit_time_of_the_previous_reply() 
     );
     let _ = r.interrupt();
 }
+
+/// The reflector's Error Estimate (RFC 8762 §4.3.1, RFC 4656 §4.1.2) comes
+/// from the clock state unless the operator overrides its parts.
+#[test]
+fn error_estimate_overrides_reach_the_wire() {
+    let estimate_of = |args: &[&str]| -> u64 {
+        let mut a = vec!["-S", "127.0.0.1", "--workers", "1"];
+        a.extend_from_slice(args);
+        let r = Reflector::start(&a);
+        let out = sender(
+            "127.0.0.1",
+            &r.port(),
+            &["-c", "2", "-d", "5", "-R", "--output-format", "json"],
+        );
+        assert!(out.status.success(), "{out:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let p = json_lines(&text)
+            .into_iter()
+            .find(|v| v["type"] == "packet")
+            .unwrap_or_else(|| panic!("no packet in {text}"));
+        let _ = r.interrupt();
+        p["reflector_error_estimate"].as_u64().unwrap()
+    };
+    // S set, Z clear (NTP), Scale 20, Multiplier 3: 0x8000 | 20 << 8 | 3.
+    assert_eq!(
+        estimate_of(&[
+            "--clock-synchronized",
+            "--error-scale",
+            "20",
+            "--error-multiplier",
+            "3"
+        ]),
+        0x9403
+    );
+    // S cleared by hand; Z set by the PTP format.
+    let e = estimate_of(&["--clock-synchronized=false", "-K", "PTP"]);
+    assert_eq!(e & 0xC000, 0x4000, "{e:#06x}");
+    assert_ne!(e & 0xFF, 0, "a zero multiplier means corrupt (RFC 4656): {e:#06x}");
+}

@@ -320,12 +320,30 @@ fn kernel_sync_state() -> Option<KernelSyncState> {
     if state < 0 {
         return None;
     }
-    let micros_to_nanos = |us: libc::c_long| (us.max(0) as u64).saturating_mul(1_000);
-    Some(KernelSyncState {
-        synchronized: state != libc::TIME_ERROR && tx.status & libc::STA_UNSYNC == 0,
-        est_error_ns: micros_to_nanos(tx.esterror),
-        max_error_ns: micros_to_nanos(tx.maxerror),
-    })
+    Some(sync_state_from(
+        state,
+        tx.status,
+        i64::from(tx.esterror),
+        i64::from(tx.maxerror),
+    ))
+}
+
+/// adjtimex(2)'s answer as a sync state: synchronized when the clock state
+/// is not TIME_ERROR and STA_UNSYNC is clear; `esterror` / `maxerror` are
+/// microseconds (negative read as 0).
+#[cfg(target_os = "linux")]
+fn sync_state_from(
+    state: libc::c_int,
+    status: libc::c_int,
+    esterror_us: i64,
+    maxerror_us: i64,
+) -> KernelSyncState {
+    let micros_to_nanos = |us: i64| (us.max(0) as u64).saturating_mul(1_000);
+    KernelSyncState {
+        synchronized: state != libc::TIME_ERROR && status & libc::STA_UNSYNC == 0,
+        est_error_ns: micros_to_nanos(esterror_us),
+        max_error_ns: micros_to_nanos(maxerror_us),
+    }
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -422,6 +440,89 @@ mod tests {
         let e = wire_estimate(TimestampFormat::Ntp, o, false, 0, u64::MAX);
         assert!(e.is_synchronized());
         assert_eq!((e.scale(), e.multiplier()), (32, 9));
+    }
+
+    /// The measured state as the wire carries it, no overrides.
+    #[cfg(target_os = "linux")]
+    fn estimate_for(
+        state: libc::c_int,
+        status: libc::c_int,
+        est_us: i64,
+        max_us: i64,
+    ) -> ErrorEstimate {
+        let k = sync_state_from(state, status, est_us, max_us);
+        wire_estimate(
+            TimestampFormat::Ntp,
+            ClockOverrides::default(),
+            k.synchronized,
+            k.est_error_ns,
+            k.max_error_ns,
+        )
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn sta_unsync_clears_s_and_uses_maxerror() {
+        // An NTP daemon lost its peers: STA_UNSYNC set, maxerror grown to 250 ms.
+        let e = estimate_for(
+            libc::TIME_OK,
+            libc::STA_UNSYNC | libc::STA_PLL,
+            800,
+            250_000,
+        );
+        assert!(!e.is_synchronized());
+        assert!(
+            e.error_seconds() >= 0.25 && e.error_seconds() < 0.26,
+            "{}",
+            e.error_seconds()
+        );
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn synchronized_clock_reports_s_and_esterror() {
+        // chrony / ntpd in sync: STA_UNSYNC clear, esterror 37 µs.
+        let e = estimate_for(libc::TIME_OK, libc::STA_PLL, 37, 5_000);
+        assert!(e.is_synchronized());
+        assert_eq!(e.format(), TimestampFormat::Ntp, "Z clear");
+        assert!(
+            e.error_seconds() >= 37e-6 && e.error_seconds() < 38e-6,
+            "{}",
+            e.error_seconds()
+        );
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn time_error_state_is_unsynchronized_even_without_sta_unsync() {
+        let e = estimate_for(libc::TIME_ERROR, 0, 10, 16_000_000);
+        assert!(!e.is_synchronized());
+        // maxerror 16 s is the kernel's "no idea": about one second.
+        assert_eq!((e.scale(), e.multiplier()), (32, 1));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn negative_errors_read_as_zero_then_one_microsecond() {
+        let k = sync_state_from(libc::TIME_OK, 0, -5, -5);
+        assert_eq!((k.est_error_ns, k.max_error_ns), (0, 0));
+        let e = estimate_for(libc::TIME_OK, 0, -5, -5);
+        assert!(e.error_seconds() >= 1e-6 && e.error_seconds() < 1.1e-6);
+    }
+
+    #[test]
+    fn scale_and_multiplier_overrides_apply_to_a_synchronized_clock() {
+        let o = ClockOverrides {
+            synchronized: None,
+            scale: Some(20),
+            multiplier: Some(3),
+        };
+        let e = wire_estimate(TimestampFormat::Ptp, o, true, 1_000, 1_000);
+        assert!(e.is_synchronized());
+        assert_eq!((e.scale(), e.multiplier()), (20, 3));
+        assert_eq!(e.format(), TimestampFormat::Ptp);
+        // 3 × 2^(20−32) s.
+        assert!((e.error_seconds() - 3.0 / 4096.0).abs() < 1e-12);
     }
 
     #[test]
