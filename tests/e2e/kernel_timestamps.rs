@@ -226,5 +226,9 @@ fn error_estimate_overrides_reach_the_wire() {
     // S cleared by hand; Z set by the PTP format.
     let e = estimate_of(&["--clock-synchronized=false", "-K", "PTP"]);
     assert_eq!(e & 0xC000, 0x4000, "{e:#06x}");
-    assert_ne!(e & 0xFF, 0, "a zero multiplier means corrupt (RFC 4656): {e:#06x}");
+    assert_ne!(
+        e & 0xFF,
+        0,
+        "a zero multiplier means corrupt (RFC 4656): {e:#06x}"
+    );
 }

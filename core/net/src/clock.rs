@@ -320,12 +320,10 @@ fn kernel_sync_state() -> Option<KernelSyncState> {
     if state < 0 {
         return None;
     }
-    Some(sync_state_from(
-        state,
-        tx.status,
-        i64::from(tx.esterror),
-        i64::from(tx.maxerror),
-    ))
+    // c_long: i64 on 64-bit Linux, i32 on 32-bit.
+    #[allow(clippy::useless_conversion)]
+    let (est, max) = (i64::from(tx.esterror), i64::from(tx.maxerror));
+    Some(sync_state_from(state, tx.status, est, max))
 }
 
 /// adjtimex(2)'s answer as a sync state: synchronized when the clock state
