@@ -55,11 +55,8 @@ const NOT_YET_IMPLEMENTED: &[&str] = &[
     "hmac-key-dir",
     "reflected-fixed-hdr",
     "reflected-ipv6-ext-hdr",
-    "report-interval",
     "snmp",
     "snmp-socket",
-    "histogram",
-    "plot",
 ];
 
 /// Config keys that are tables in the file and have no `STAMP_*` form.

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod app;
+mod console;
 mod hwts;
 #[cfg(feature = "metrics")]
 mod metrics;
@@ -10,6 +11,7 @@ mod metrics;
 #[path = "metrics_off.rs"]
 mod metrics;
 pub mod pacing;
+mod plot;
 mod reflector_run;
 mod report;
 mod sender_run;
