@@ -46,6 +46,17 @@ pub fn decide(
         }
     }
     for name in &names {
+        // Never reconfigure a NIC clock someone else set up (ptp4l with
+        // one-step sync or PTP-only receive filters).
+        match hwtstamp::current(name).map(|(tx, rx)| hwtstamp::setup_for(tx, rx)) {
+            Ok(hwtstamp::Setup::Ready) => continue,
+            Ok(hwtstamp::Setup::Busy) => {
+                return refuse(format!(
+                    "interface {name}: hardware timestamping is configured by another program (SIOCGHWTSTAMP), left alone"
+                ))
+            }
+            Ok(hwtstamp::Setup::Enable) | Err(_) => {}
+        }
         if let Err(e) = hwtstamp::enable(name) {
             return refuse(format!(
                 "interface {name}: cannot switch hardware timestamps on (SIOCSHWTSTAMP): {e}"

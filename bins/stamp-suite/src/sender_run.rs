@@ -601,7 +601,9 @@ impl TxStamps {
             let (keys, got) = (&mut self.keys, &mut self.got);
             got.clear();
             let _ = stamp_net::txstamp::drain(socket.as_raw_fd(), |st| {
-                if let Some(seq) = keys.take(st.key) {
+                // `get`, not `take`: a hardware timestamp of the same
+                // datagram may follow the software one and replaces it.
+                if let Some(seq) = keys.get(st.key) {
                     got.push((seq, clock.from_realtime(st.time), st.source));
                 }
             });

@@ -768,7 +768,11 @@ impl SenderSession {
     /// packet was answered, so one packet's RTT never mixes two T1s.
     pub fn set_transmit_time(&mut self, seq: u32, t1: UnixNanos, source: TimestampSource) {
         if let Some(f) = self.in_flight.get_mut(&seq) {
-            if !f.answered {
+            // A NIC timestamp is not replaced by the kernel's of the same
+            // datagram, whichever the error queue gave first.
+            let downgrade =
+                f.t1_source == TimestampSource::Hardware && source != TimestampSource::Hardware;
+            if !f.answered && !downgrade {
                 f.t1 = t1;
                 f.t1_source = source;
             }

@@ -124,6 +124,43 @@ pub fn query(name: &str) -> io::Result<TsInfo> {
     })
 }
 
+/// The interface's current hardware timestamping configuration
+/// (SIOCGHWTSTAMP): `(tx_type, rx_filter)` as HWTSTAMP_TX_* and
+/// HWTSTAMP_FILTER_* values.
+pub fn current(name: &str) -> io::Result<(u32, u32)> {
+    let sock = UdpSocket::bind("0.0.0.0:0").or_else(|_| UdpSocket::bind("[::]:0"))?;
+    let mut cfg: libc::hwtstamp_config = zeroed();
+    let mut req = ifreq(name, std::ptr::from_mut(&mut cfg).cast())?;
+    // Safety: as in `query`, with a hwtstamp_config the kernel fills.
+    let rc = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGHWTSTAMP as _, &mut req) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((cfg.tx_type as u32, cfg.rx_filter as u32))
+}
+
+/// What to do about an interface's current configuration `(tx_type,
+/// rx_filter)`, so that another user of the NIC clock (ptp4l with one-step
+/// sync or PTP-only filters) is never reconfigured under its feet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setup {
+    /// Already timestamping every datagram: use it as it is.
+    Ready,
+    /// Switched off: switch it on ([`enable`]).
+    Enable,
+    /// Configured otherwise by someone else: leave it alone.
+    Busy,
+}
+
+/// [`Setup`] for a configuration read with [`current`].
+pub fn setup_for(tx_type: u32, rx_filter: u32) -> Setup {
+    match (tx_type, rx_filter) {
+        (t, f) if t == libc::HWTSTAMP_TX_ON && f == libc::HWTSTAMP_FILTER_ALL => Setup::Ready,
+        (t, f) if t == libc::HWTSTAMP_TX_OFF && f == libc::HWTSTAMP_FILTER_NONE => Setup::Enable,
+        _ => Setup::Busy,
+    }
+}
+
 /// Switch interface `name` to hardware-timestamp every outgoing datagram
 /// that asks for it and every incoming one (SIOCSHWTSTAMP, needs
 /// CAP_NET_ADMIN; this is interface-wide and stays after the process ends,
@@ -203,6 +240,24 @@ mod tests {
     fn loopback_address_maps_to_lo() {
         let names = interfaces_for("127.0.0.1".parse().unwrap(), None).unwrap();
         assert_eq!(names, vec!["lo".to_string()]);
+    }
+
+    #[test]
+    fn another_users_configuration_is_left_alone() {
+        assert_eq!(
+            setup_for(libc::HWTSTAMP_TX_OFF, libc::HWTSTAMP_FILTER_NONE),
+            Setup::Enable
+        );
+        assert_eq!(
+            setup_for(libc::HWTSTAMP_TX_ON, libc::HWTSTAMP_FILTER_ALL),
+            Setup::Ready
+        );
+        // ptp4l: one-step sync, or PTP v2 event packets only.
+        assert_eq!(
+            setup_for(libc::HWTSTAMP_TX_ONESTEP_SYNC, libc::HWTSTAMP_FILTER_ALL),
+            Setup::Busy
+        );
+        assert_eq!(setup_for(libc::HWTSTAMP_TX_ON, 12), Setup::Busy);
     }
 
     #[test]

@@ -234,6 +234,16 @@ impl<T: Copy> KeyRing<T> {
         self.slots[self.next_key as usize % Self::SLOTS] = None;
     }
 
+    /// What was sent under `key`, left in place: with hardware timestamps
+    /// on, the kernel queues a software and a hardware timestamp for the
+    /// same key, and the later hardware one should still find it.
+    pub fn get(&self, key: u32) -> Option<T> {
+        match self.slots[key as usize % Self::SLOTS] {
+            Some((k, what)) if k == key => Some(what),
+            _ => None,
+        }
+    }
+
     /// What was sent under `key`, once.
     pub fn take(&mut self, key: u32) -> Option<T> {
         let slot = &mut self.slots[key as usize % Self::SLOTS];
@@ -259,6 +269,7 @@ mod tests {
         }
         // Key 5 was overwritten by key 5 + SLOTS.
         assert_eq!(r.take(5), None);
+        assert_eq!(r.get(12), Some(112));
         assert_eq!(r.take(12), Some(112));
         assert_eq!(r.take(12), None, "taken once");
         let last = KeyRing::<u32>::SLOTS as u32 + 9;
