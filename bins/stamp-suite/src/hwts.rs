@@ -20,51 +20,82 @@ pub fn decide(
     if mode == HwTimestamping::Off {
         return Ok(false);
     }
-    let refuse = |why: String| -> Result<bool, String> {
-        if mode == HwTimestamping::On {
-            Err(format!("--hwtstamp on: {why}"))
-        } else {
-            tracing::info!(reason = %why, "no hardware timestamps, using kernel software timestamps");
-            Ok(false)
-        }
-    };
     let names = match hwtstamp::interfaces_for(local, peer) {
-        Ok(n) if !n.is_empty() => n,
-        Ok(_) => return refuse(format!("no interface holds {local}")),
-        Err(e) => return refuse(format!("cannot list interfaces: {e}")),
+        Ok(n) => n,
+        Err(e) => return fallback(mode, format!("cannot list interfaces: {e}")),
     };
+    // A wildcard reflector receives on every interface: loopback traffic
+    // can never carry a NIC timestamp, so it does not count against `on`.
+    let wildcard = local.is_unspecified() && peer.is_none();
+    let names: Vec<String> = names
+        .into_iter()
+        .filter(|n| !(wildcard && n == "lo"))
+        .collect();
+    if names.is_empty() {
+        return fallback(mode, format!("no interface to timestamp for {local}"));
+    }
+    // Per interface: usable and free (or already set up as we need), then
+    // switched on. Timestamps are per datagram, so with `auto` the
+    // interfaces that cannot give one fall back to the kernel's alone.
+    let mut enabled = Vec::new();
+    let mut refused = Vec::new();
     for name in &names {
-        match hwtstamp::query(name) {
-            Ok(info) if info.hardware_usable() => {}
-            Ok(info) => {
-                return refuse(format!(
-                    "interface {name} has no hardware timestamping ({})",
-                    info.why_not()
-                ))
-            }
-            Err(e) => return refuse(format!("interface {name}: ETHTOOL_GET_TS_INFO failed: {e}")),
+        match prepare(name) {
+            Ok(()) => enabled.push(name.clone()),
+            Err(why) if mode == HwTimestamping::On => return Err(format!("--hwtstamp on: {why}")),
+            Err(why) => refused.push(why),
         }
     }
-    for name in &names {
-        // Never reconfigure a NIC clock someone else set up (ptp4l with
-        // one-step sync or PTP-only receive filters).
-        match hwtstamp::current(name).map(|(tx, rx)| hwtstamp::setup_for(tx, rx)) {
-            Ok(hwtstamp::Setup::Ready) => continue,
-            Ok(hwtstamp::Setup::Busy) => {
-                return refuse(format!(
-                    "interface {name}: hardware timestamping is configured by another program (SIOCGHWTSTAMP), left alone"
-                ))
-            }
-            Ok(hwtstamp::Setup::Enable) | Err(_) => {}
-        }
-        if let Err(e) = hwtstamp::enable(name) {
-            return refuse(format!(
-                "interface {name}: cannot switch hardware timestamps on (SIOCSHWTSTAMP): {e}"
-            ));
-        }
+    if !refused.is_empty() {
+        tracing::info!(reasons = ?refused, "no hardware timestamps there: kernel software timestamps");
     }
-    tracing::info!(interfaces = ?names, "hardware timestamps on");
+    if enabled.is_empty() {
+        return Ok(false);
+    }
+    tracing::info!(interfaces = ?enabled, "hardware timestamps on");
     Ok(true)
+}
+
+/// `auto` without hardware: software timestamps (logged); `on`: the error.
+#[cfg(target_os = "linux")]
+fn fallback(mode: HwTimestamping, why: String) -> Result<bool, String> {
+    if mode == HwTimestamping::On {
+        Err(format!("--hwtstamp on: {why}"))
+    } else {
+        tracing::info!(reason = %why, "no hardware timestamps, using kernel software timestamps");
+        Ok(false)
+    }
+}
+
+/// Check that interface `name` timestamps any UDP datagram in hardware and
+/// switch it on, unless another program configured its clock otherwise
+/// (ptp4l with one-step sync or PTP-only receive filters): never
+/// reconfigured under its feet.
+#[cfg(target_os = "linux")]
+fn prepare(name: &str) -> Result<(), String> {
+    use stamp_net::hwtstamp;
+    match hwtstamp::query(name) {
+        Ok(info) if info.hardware_usable() => {}
+        Ok(info) => {
+            return Err(format!(
+                "interface {name} has no hardware timestamping ({})",
+                info.why_not()
+            ))
+        }
+        Err(e) => return Err(format!("interface {name}: ETHTOOL_GET_TS_INFO failed: {e}")),
+    }
+    match hwtstamp::current(name).map(|(tx, rx)| hwtstamp::setup_for(tx, rx)) {
+        Ok(hwtstamp::Setup::Ready) => return Ok(()),
+        Ok(hwtstamp::Setup::Busy) => {
+            return Err(format!(
+                "interface {name}: hardware timestamping is configured by another program (SIOCGHWTSTAMP), left alone"
+            ))
+        }
+        Ok(hwtstamp::Setup::Enable) | Err(_) => {}
+    }
+    hwtstamp::enable(name).map_err(|e| {
+        format!("interface {name}: cannot switch hardware timestamps on (SIOCSHWTSTAMP): {e}")
+    })
 }
 
 #[cfg(not(target_os = "linux"))]
