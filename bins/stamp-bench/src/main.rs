@@ -17,6 +17,7 @@
 
 mod baseline;
 mod loadgen;
+mod tstamp;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -46,9 +47,21 @@ struct Opts {
     seconds: f64,
     sessions: usize,
     precision_seconds: f64,
+    timestamp_seconds: f64,
+    callgrind: bool,
+    /// Sections to run (`--only`); empty = all.
+    only: Vec<String>,
     reflector: PathBuf,
     window: u64,
     flows: usize,
+}
+
+impl Opts {
+    /// Whether section `name` runs (`--only gen,throughput,rate,workers,
+    /// sender,timestamps,sessions,callgrind`; default all).
+    fn wants(&self, name: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|s| s == name)
+    }
 }
 
 fn main() -> ExitCode {
@@ -59,6 +72,9 @@ fn main() -> ExitCode {
         seconds: 2.0,
         sessions: 1_000_000,
         precision_seconds: 3.0,
+        timestamp_seconds: 2.0,
+        callgrind: true,
+        only: Vec::new(),
         reflector: sibling("stamp-suite"),
         window: WINDOW,
         flows: 1,
@@ -75,11 +91,52 @@ fn main() -> ExitCode {
                     .unwrap_or(10_000);
                 return callgrind_loop(&next(i), n);
             }
+            "--load" => {
+                // Closed-loop load only, for profiling a server by hand:
+                // --load ADDR SECONDS [open|1400|tlv|auth]
+                let secs: f64 = args.get(i + 2).and_then(|v| v.parse().ok()).unwrap_or(5.0);
+                let kind = match args.get(i + 3).map(String::as_str) {
+                    Some("1400") => Kind::Open1400,
+                    Some("tlv") => Kind::Tlvs,
+                    Some("auth") => Kind::Auth,
+                    _ => Kind::Open44,
+                };
+                let Ok(addr) = next(i).parse::<SocketAddr>() else {
+                    eprintln!("stamp-bench: --load ADDR SECONDS [open|1400|tlv|auth]");
+                    return ExitCode::from(2);
+                };
+                let reqs = requests(kind, 256);
+                return match loadgen::closed_loop(addr, &reqs, WINDOW, 1, secs) {
+                    Ok(c) => {
+                        println!(
+                            "sent {} received {} ({:.0} pps)",
+                            c.sent,
+                            c.received,
+                            c.received as f64 / secs
+                        );
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("stamp-bench: {e}");
+                        ExitCode::FAILURE
+                    }
+                };
+            }
+            "--timestamps" => {
+                // Only the receive-timestamp comparison.
+                let secs = next(i).parse().unwrap_or(2.0_f64).clamp(0.1, 60.0);
+                opts.timestamp_seconds = secs;
+                print_machine();
+                receive_timestamps(&opts);
+                return ExitCode::SUCCESS;
+            }
             "--quick" => {
                 opts.pairs = 1;
                 opts.seconds = 0.2;
                 opts.sessions = 20_000;
                 opts.precision_seconds = 0.3;
+                opts.timestamp_seconds = 0.3;
+                opts.callgrind = false;
             }
             "--pairs" => {
                 opts.pairs = next(i).parse().unwrap_or(3).max(1);
@@ -95,6 +152,11 @@ fn main() -> ExitCode {
             }
             "--window" => {
                 opts.window = next(i).parse().unwrap_or(WINDOW).clamp(1, 1 << 16);
+                i += 1;
+            }
+            "--no-callgrind" => opts.callgrind = false,
+            "--only" => {
+                opts.only = next(i).split(',').map(str::to_string).collect();
                 i += 1;
             }
             "--flows" => {
@@ -127,8 +189,11 @@ fn main() -> ExitCode {
 
 const USAGE: &str =
     "usage: stamp-bench [--quick] [--pairs N] [--seconds S] [--sessions N] [--reflector PATH]
-                   [--window N] [--flows N]
-       stamp-bench --callgrind-loop open|tlv|auth N";
+                   [--window N] [--flows N] [--no-callgrind]
+                   [--only gen,throughput,rate,workers,sender,timestamps,sessions,callgrind]
+       stamp-bench --callgrind-loop open|tlv|auth N
+       stamp-bench --timestamps SECONDS    only the receive-timestamp comparison
+       stamp-bench --load ADDR SECONDS [open|1400|tlv|auth]   closed-loop load only";
 
 /// A binary next to this one (same target directory).
 fn sibling(name: &str) -> PathBuf {
@@ -532,232 +597,258 @@ fn bench(o: &Opts) -> Result<(), String> {
     let idle_base = base.rss_kib();
     let idle_ours = ours_open.rss_kib();
 
-    // What the generator alone can offer (nobody reads the target socket).
-    println!();
-    println!(
-        "== load generator (sendmmsg/recvmmsg, {} per call; shares the CPUs with the server, nothing pinned) ==",
-        loadgen::BATCH
-    );
-    for kind in [Kind::Open44, Kind::Open1400] {
-        let reqs = requests(kind, 256);
-        let pps = loadgen::capacity(&reqs, o.seconds.min(1.0))?;
-        println!(
-            "offered as fast as possible, {} octets, to an unread socket: {pps:.0} pps",
-            reqs[0].len()
-        );
-    }
-
-    // Throughput: closed loop, per kind, interleaved pairs.
-    println!();
-    println!(
-        "== throughput (reflected packets/s, closed loop, {} in flight on {} flow(s); ours: --workers 1) ==",
-        o.window, o.flows
-    );
-    println!(
-        "{:<22} {:>12} {:>12} {:>7} {:>11} {:>11} {:>6} {:>9} {:>9}",
-        "packet",
-        "baseline pps",
-        "ours pps",
-        "ratio",
-        "base ns/pkt",
-        "ours ns/pkt",
-        "cpu x",
-        "gen cpu%",
-        "srv cpu%"
-    );
     let mut ratios = Vec::new();
-    for kind in [Kind::Open44, Kind::Open1400, Kind::Tlvs, Kind::Auth] {
-        let reqs = requests(kind, 256);
-        let server = if kind == Kind::Auth {
-            &ours_auth
-        } else {
-            &ours_open
-        };
-        let (mut bp, mut op, mut r, mut bn, mut on, mut g, mut c) = (
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-        );
-        for _ in 0..o.pairs {
-            let b = throughput(&base, &reqs, o.window, o.flows, o.seconds)?;
-            let s = throughput(server, &reqs, o.window, o.flows, o.seconds)?;
-            bp.push(b.pps());
-            op.push(s.pps());
-            r.push(s.pps() / b.pps().max(1.0));
-            bn.push(b.ns_per_packet());
-            on.push(s.ns_per_packet());
-            g.push(b.gen_cpu_pct());
-            g.push(s.gen_cpu_pct());
-            c.push(b.cpu_pct());
-            c.push(s.cpu_pct());
-        }
-        let (bn, on) = (median(bn), median(on));
-        let ratio = median(r);
+    let mut cpu_ratio_10k = f64::NAN;
+
+    if o.wants("gen") {
+        // What the generator alone can offer (nobody reads the target socket).
+        println!();
         println!(
-            "{:<22} {:>12.0} {:>12.0} {:>7.2} {:>11.0} {:>11.0} {:>6.2} {:>9.0} {:>9.0}",
-            format!("{} ({}o)", kind.label(), reqs[0].len()),
-            median(bp),
-            median(op),
-            ratio,
-            bn,
-            on,
-            on / bn,
-            median(g),
-            median(c)
+            "== load generator (sendmmsg/recvmmsg, {} per call; shares the CPUs with the server, nothing pinned) ==",
+            loadgen::BATCH
         );
-        ratios.push((kind, ratio));
+        for kind in [Kind::Open44, Kind::Open1400] {
+            let reqs = requests(kind, 256);
+            let pps = loadgen::capacity(&reqs, o.seconds.min(1.0))?;
+            println!(
+                "offered as fast as possible, {} octets, to an unread socket: {pps:.0} pps",
+                reqs[0].len()
+            );
+        }
     }
 
-    // Fixed offered rate: loss and CPU.
-    println!();
-    println!("== fixed rate (open 44 octets, open loop paced by batches of >= 100 µs of traffic; 0 = as fast as possible) ==");
-    println!(
-        "{:<10} {:>11} {:>11} {:>10} {:>10} {:>9} {:>9} {:>9} {:>9} {:>6}",
-        "rate",
-        "offered b/o",
-        "reflect b/o",
-        "base loss%",
-        "ours loss%",
-        "base cpu%",
-        "ours cpu%",
-        "base ns/p",
-        "ours ns/p",
-        "cpu x"
-    );
-    let reqs = requests(Kind::Open44, 256);
-    let mut cpu_ratio_10k = f64::NAN;
-    for rate in [10_000u64, 100_000, 200_000, 0] {
-        let mut v: [Vec<f64>; 10] = Default::default();
-        for _ in 0..o.pairs {
-            let b = fixed_rate(&base, &reqs, rate, o.seconds)?;
-            let s = fixed_rate(&ours_open, &reqs, rate, o.seconds)?;
-            for (slot, x) in v.iter_mut().zip([
-                b.offered_pps(),
-                s.offered_pps(),
-                b.pps(),
-                s.pps(),
-                b.loss_pct(),
-                s.loss_pct(),
-                b.cpu_pct(),
-                s.cpu_pct(),
-                b.ns_per_packet(),
-                s.ns_per_packet(),
-            ]) {
-                slot.push(x);
+    if o.wants("throughput") {
+        // Throughput: closed loop, per kind, interleaved pairs.
+        println!();
+        println!(
+            "== throughput (reflected packets/s, closed loop, {} in flight on {} flow(s); ours: --workers 1) ==",
+            o.window, o.flows
+        );
+        println!(
+            "{:<22} {:>12} {:>12} {:>7} {:>11} {:>11} {:>6} {:>9} {:>9}",
+            "packet",
+            "baseline pps",
+            "ours pps",
+            "ratio",
+            "base ns/pkt",
+            "ours ns/pkt",
+            "cpu x",
+            "gen cpu%",
+            "srv cpu%"
+        );
+        for kind in [Kind::Open44, Kind::Open1400, Kind::Tlvs, Kind::Auth] {
+            let reqs = requests(kind, 256);
+            let server = if kind == Kind::Auth {
+                &ours_auth
+            } else {
+                &ours_open
+            };
+            let (mut bp, mut op, mut r, mut bn, mut on, mut g, mut c) = (
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+            );
+            for _ in 0..o.pairs {
+                let b = throughput(&base, &reqs, o.window, o.flows, o.seconds)?;
+                let s = throughput(server, &reqs, o.window, o.flows, o.seconds)?;
+                bp.push(b.pps());
+                op.push(s.pps());
+                r.push(s.pps() / b.pps().max(1.0));
+                bn.push(b.ns_per_packet());
+                on.push(s.ns_per_packet());
+                g.push(b.gen_cpu_pct());
+                g.push(s.gen_cpu_pct());
+                c.push(b.cpu_pct());
+                c.push(s.cpu_pct());
+            }
+            let (bn, on) = (median(bn), median(on));
+            let ratio = median(r);
+            println!(
+                "{:<22} {:>12.0} {:>12.0} {:>7.2} {:>11.0} {:>11.0} {:>6.2} {:>9.0} {:>9.0}",
+                format!("{} ({}o)", kind.label(), reqs[0].len()),
+                median(bp),
+                median(op),
+                ratio,
+                bn,
+                on,
+                on / bn,
+                median(g),
+                median(c)
+            );
+            ratios.push((kind, ratio));
+        }
+    }
+
+    if o.wants("rate") {
+        // Fixed offered rate: loss and CPU.
+        println!();
+        println!("== fixed rate (open 44 octets, open loop paced by batches of >= 100 µs of traffic; 0 = as fast as possible) ==");
+        println!(
+            "{:<10} {:>11} {:>11} {:>10} {:>10} {:>9} {:>9} {:>9} {:>9} {:>6}",
+            "rate",
+            "offered b/o",
+            "reflect b/o",
+            "base loss%",
+            "ours loss%",
+            "base cpu%",
+            "ours cpu%",
+            "base ns/p",
+            "ours ns/p",
+            "cpu x"
+        );
+        let reqs = requests(Kind::Open44, 256);
+        for rate in [10_000u64, 100_000, 200_000, 0] {
+            let mut v: [Vec<f64>; 10] = Default::default();
+            for _ in 0..o.pairs {
+                let b = fixed_rate(&base, &reqs, rate, o.seconds)?;
+                let s = fixed_rate(&ours_open, &reqs, rate, o.seconds)?;
+                for (slot, x) in v.iter_mut().zip([
+                    b.offered_pps(),
+                    s.offered_pps(),
+                    b.pps(),
+                    s.pps(),
+                    b.loss_pct(),
+                    s.loss_pct(),
+                    b.cpu_pct(),
+                    s.cpu_pct(),
+                    b.ns_per_packet(),
+                    s.ns_per_packet(),
+                ]) {
+                    slot.push(x);
+                }
+            }
+            let m: Vec<f64> = v.into_iter().map(median).collect();
+            if rate == 10_000 {
+                cpu_ratio_10k = m[7] / m[6];
+            }
+            let k = |x: f64| format!("{:.0}k", x / 1000.0);
+            println!(
+                "{:<10} {:>11} {:>11} {:>10.3} {:>10.3} {:>9.1} {:>9.1} {:>9.0} {:>9.0} {:>6.2}",
+                if rate == 0 {
+                    "max".to_string()
+                } else {
+                    format!("{rate} pps")
+                },
+                format!("{}/{}", k(m[0]), k(m[1])),
+                format!("{}/{}", k(m[2]), k(m[3])),
+                m[4],
+                m[5],
+                m[6],
+                m[7],
+                m[8],
+                m[9],
+                m[7] / m[6]
+            );
+        }
+    }
+
+    if o.wants("workers") {
+        // Workers: the same reflector with --workers 1 and 2, several flows so
+        // SO_REUSEPORT can spread them.
+        println!();
+        println!(
+            "== workers (ours, open 44 octets, closed loop on {WORKER_FLOWS} flows x {} in flight; interleaved) ==",
+            o.window
+        );
+        println!(
+            "{:<12} {:>12} {:>12} {:>7} {:>11} {:>11}",
+            "", "workers 1", "workers 2", "2 / 1", "w1 cpu%", "w2 cpu%"
+        );
+        {
+            let reqs = requests(Kind::Open44, 256);
+            let (mut p1, mut p2, mut r, mut c1, mut c2) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            for _ in 0..o.pairs {
+                let a = throughput(&ours_open, &reqs, o.window, WORKER_FLOWS, o.seconds)?;
+                let b = throughput(&ours_two, &reqs, o.window, WORKER_FLOWS, o.seconds)?;
+                p1.push(a.pps());
+                p2.push(b.pps());
+                r.push(b.pps() / a.pps().max(1.0));
+                c1.push(a.cpu_pct());
+                c2.push(b.cpu_pct());
+            }
+            println!(
+                "{:<12} {:>12.0} {:>12.0} {:>7.2} {:>11.0} {:>11.0}",
+                "pps",
+                median(p1),
+                median(p2),
+                median(r),
+                median(c1),
+                median(c2)
+            );
+        }
+    }
+
+    if o.wants("sender") {
+        // Sender schedule precision.
+        println!();
+        println!("== sender schedule (stamp-suite sender; deviation from the schedule in µs) ==");
+        println!(
+            "   sender: its pacing thread's lateness at each slot (send started; send returned)"
+        );
+        println!("   wire:   |arrival gap - interval| from kernel receive timestamps on loopback");
+        println!(
+            "{:<10} {:>8} {:>9} {:>9} {:>9} {:>11} {:>10} {:>10} {:>10}",
+            "rate", "packets", "median", "p99", "max", "sent med/p99", "", "wire med", "wire p99"
+        );
+        for (rate, delay_ms) in [(1_000u64, "1"), (10_000, "0.1")] {
+            match sender_precision(o, rate, delay_ms) {
+                Ok(p) => println!(
+                    "{:<10} {:>8} {:>9.1} {:>9.1} {:>9.1} {:>11} {:>10} {:>10.1} {:>10.1}",
+                    format!("{rate} pps"),
+                    p.packets,
+                    p.median,
+                    p.p99,
+                    p.max,
+                    format!("{:.0}/{:.0}", p.sent_median, p.sent_p99),
+                    "",
+                    p.wire_median,
+                    p.wire_p99
+                ),
+                Err(e) => println!("{rate} pps: {e}"),
             }
         }
-        let m: Vec<f64> = v.into_iter().map(median).collect();
-        if rate == 10_000 {
-            cpu_ratio_10k = m[7] / m[6];
-        }
-        let k = |x: f64| format!("{:.0}k", x / 1000.0);
+    }
+
+    if o.wants("timestamps") {
+        println!();
+        receive_timestamps(o);
+    }
+
+    if o.wants("sessions") {
+        // Session table memory.
+        println!();
+        println!("== sessions (in-process stateful Reflector) ==");
+        let (kib_before, kib_after, created) = session_rss(o.sessions);
+        let delta = kib_after.saturating_sub(kib_before);
         println!(
-            "{:<10} {:>11} {:>11} {:>10.3} {:>10.3} {:>9.1} {:>9.1} {:>9.0} {:>9.0} {:>6.2}",
-            if rate == 0 {
-                "max".to_string()
-            } else {
-                format!("{rate} pps")
-            },
-            format!("{}/{}", k(m[0]), k(m[1])),
-            format!("{}/{}", k(m[2]), k(m[3])),
-            m[4],
-            m[5],
-            m[6],
-            m[7],
-            m[8],
-            m[9],
-            m[7] / m[6]
+            "{created} sessions: RSS {:.1} MiB (+{:.1} MiB for the table, {:.0} octets/session; limit 256 MiB per million)",
+            kib_after as f64 / 1024.0,
+            delta as f64 / 1024.0,
+            delta as f64 * 1024.0 / created.max(1) as f64
+        );
+        println!(
+            "idle RSS: baseline {:.1} MiB, ours {:.1} MiB",
+            idle_base as f64 / 1024.0,
+            idle_ours as f64 / 1024.0
         );
     }
 
-    // Workers: the same reflector with --workers 1 and 2, several flows so
-    // SO_REUSEPORT can spread them.
-    println!();
-    println!(
-        "== workers (ours, open 44 octets, closed loop on {WORKER_FLOWS} flows x {} in flight; interleaved) ==",
-        o.window
-    );
-    println!(
-        "{:<12} {:>12} {:>12} {:>7} {:>11} {:>11}",
-        "", "workers 1", "workers 2", "2 / 1", "w1 cpu%", "w2 cpu%"
-    );
-    {
-        let reqs = requests(Kind::Open44, 256);
-        let (mut p1, mut p2, mut r, mut c1, mut c2) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for _ in 0..o.pairs {
-            let a = throughput(&ours_open, &reqs, o.window, WORKER_FLOWS, o.seconds)?;
-            let b = throughput(&ours_two, &reqs, o.window, WORKER_FLOWS, o.seconds)?;
-            p1.push(a.pps());
-            p2.push(b.pps());
-            r.push(b.pps() / a.pps().max(1.0));
-            c1.push(a.cpu_pct());
-            c2.push(b.cpu_pct());
-        }
-        println!(
-            "{:<12} {:>12.0} {:>12.0} {:>7.2} {:>11.0} {:>11.0}",
-            "pps",
-            median(p1),
-            median(p2),
-            median(r),
-            median(c1),
-            median(c2)
-        );
+    if o.callgrind && o.wants("callgrind") {
+        println!();
+        callgrind_figures();
     }
-
-    // Sender schedule precision.
-    println!();
-    println!("== sender schedule (stamp-suite sender; deviation from the schedule in µs) ==");
-    println!("   sender: its pacing thread's lateness at each slot (send started; send returned)");
-    println!("   wire:   |arrival gap - interval| from kernel receive timestamps on loopback");
-    println!(
-        "{:<10} {:>8} {:>9} {:>9} {:>9} {:>11} {:>10} {:>10} {:>10}",
-        "rate", "packets", "median", "p99", "max", "sent med/p99", "", "wire med", "wire p99"
-    );
-    for (rate, delay_ms) in [(1_000u64, "1"), (10_000, "0.1")] {
-        match sender_precision(o, rate, delay_ms) {
-            Ok(p) => println!(
-                "{:<10} {:>8} {:>9.1} {:>9.1} {:>9.1} {:>11} {:>10} {:>10.1} {:>10.1}",
-                format!("{rate} pps"),
-                p.packets,
-                p.median,
-                p.p99,
-                p.max,
-                format!("{:.0}/{:.0}", p.sent_median, p.sent_p99),
-                "",
-                p.wire_median,
-                p.wire_p99
-            ),
-            Err(e) => println!("{rate} pps: {e}"),
-        }
-    }
-
-    // Session table memory.
-    println!();
-    println!("== sessions (in-process stateful Reflector) ==");
-    let (kib_before, kib_after, created) = session_rss(o.sessions);
-    let delta = kib_after.saturating_sub(kib_before);
-    println!(
-        "{created} sessions: RSS {:.1} MiB (+{:.1} MiB for the table, {:.0} octets/session; limit 256 MiB per million)",
-        kib_after as f64 / 1024.0,
-        delta as f64 / 1024.0,
-        delta as f64 * 1024.0 / created.max(1) as f64
-    );
-    println!(
-        "idle RSS: baseline {:.1} MiB, ours {:.1} MiB",
-        idle_base as f64 / 1024.0,
-        idle_ours as f64 / 1024.0
-    );
 
     println!();
     println!(
         "== ratio ours/baseline (targets: open >= 0.9, auth >= 0.8, CPU at 10 000 pps <= 1.5x) =="
     );
-    for (kind, r) in ratios {
+    for (kind, r) in &ratios {
+        let (kind, r) = (*kind, *r);
         let target = if kind == Kind::Auth { 0.8 } else { 0.9 };
         println!(
             "{:<16} {:>6.2}  {}",
@@ -778,6 +869,73 @@ fn bench(o: &Opts) -> Result<(), String> {
     );
     drop((base, ours_open, ours_auth, ours_two));
     Ok(())
+}
+
+/// Instructions per reflected packet counted by callgrind (deterministic,
+/// unlike the wall-clock figures): the in-process loop of
+/// `--callgrind-loop MODE N` run for two N, the difference divided by the
+/// extra packets (start-up and set-up cancel out). Same method as
+/// `scripts/callgrind.sh`; skipped when valgrind is not installed.
+fn callgrind_figures() {
+    println!(
+        "== instructions per reflected packet (valgrind --tool=callgrind, in-process Reflector) =="
+    );
+    let count = |mode: &str, n: u64| -> Option<u64> {
+        let out = Command::new("valgrind")
+            .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
+            .arg(sibling("stamp-bench"))
+            .args(["--callgrind-loop", mode, &n.to_string()])
+            .stdin(Stdio::null())
+            .output()
+            .ok()?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        err.lines()
+            .find_map(|l| l.split("Collected : ").nth(1))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    let (n1, n2) = (2_000u64, 12_000u64);
+    for (mode, label) in [
+        ("open", "open, 44 octets"),
+        ("tlv", "open, every RFC 8972 TLV"),
+        ("auth", "authenticated + Timestamp Information + HMAC TLV"),
+    ] {
+        match (count(mode, n1), count(mode, n2)) {
+            (Some(a), Some(b)) => println!(
+                "{label:<50} {:>8} instructions/packet",
+                b.saturating_sub(a) / (n2 - n1)
+            ),
+            _ => {
+                println!("valgrind not available: skipped (install valgrind, or run scripts/callgrind.sh)");
+                return;
+            }
+        }
+    }
+}
+
+/// Receive timestamps: user space after recvmmsg vs the kernel's.
+fn receive_timestamps(o: &Opts) {
+    println!("== receive timestamps under load (loopback; T2 user space after recvmmsg vs T2 kernel SO_TIMESTAMPING; µs) ==");
+    println!("   user-kernel: user-space T2 minus kernel T2 (the error a user-space T2 carries)");
+    println!("   from TX: T2 minus the sender's kernel transmit timestamp (true loopback delay is a few µs)");
+    println!(
+        "{:<11} {:>8} {:>22} {:>22} {:>22}",
+        "rate", "packets", "user-kernel med/p99/max", "kernel from TX", "user from TX"
+    );
+    for rate in [10_000u64, 100_000] {
+        let count = ((rate as f64 * o.timestamp_seconds) as usize).max(100);
+        let f = |s: &tstamp::Spread| format!("{:.1}/{:.1}/{:.0}", s.median, s.p99, s.max);
+        match tstamp::run(count, rate) {
+            Ok(r) => println!(
+                "{:<11} {:>8} {:>22} {:>22} {:>22}",
+                format!("{} pps", r.rate),
+                r.packets,
+                f(&r.user_minus_kernel),
+                f(&r.kernel_from_tx),
+                f(&r.user_from_tx)
+            ),
+            Err(e) => println!("{rate} pps: {e}"),
+        }
+    }
 }
 
 fn print_machine() {

@@ -56,7 +56,6 @@ const NOT_YET_IMPLEMENTED: &[&str] = &[
     "reflected-ipv6-ext-hdr",
     "snmp",
     "snmp-socket",
-    "hwtstamp",
 ];
 
 /// Config keys that are tables in the file and have no `STAMP_*` form.

@@ -4,6 +4,7 @@
 
 mod app;
 mod console;
+mod hwts;
 #[cfg(feature = "metrics")]
 mod metrics;
 #[cfg(not(feature = "metrics"))]

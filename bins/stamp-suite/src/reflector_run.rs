@@ -1,14 +1,22 @@
 //! The reflector driver: `--workers N` threads (default: one per CPU), each
-//! with its own current-thread tokio runtime, its own SO_REUSEPORT socket on
-//! the same address and its own sans-I/O [`Reflector`] (so its own shard of
+//! with its own blocking SO_REUSEPORT socket on the same address and its own
+//! sans-I/O [`Reflector`] (so its own shard of
 //! the stateful sessions: the kernel spreads senders over the sockets by a
 //! hash of their addresses and ports, so one sender always meets the same
 //! worker). A worker receives a batch, runs each request through its
 //! reflector and sends the replies as one batch. Ctrl-C stops every worker;
 //! their counters are merged into one summary.
+//!
+//! Workers block in recvmmsg(2) (MSG_WAITFORONE, [`BlockingUdpTransport`])
+//! rather than wait on a runtime's epoll: under load that is one system call
+//! per batch instead of a readiness round trip (recvmmsg → EAGAIN →
+//! epoll_wait → task poll) per batch. Each wait is bounded by [`WAKE_EVERY`]
+//! so the stop flag and the idle-expiry step are looked at that often; an
+//! idle worker sleeps in the kernel between those wake-ups.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -17,12 +25,13 @@ use stamp_config::{OutputFormat, Settings};
 use stamp_core::clock::TimestampSource;
 use stamp_core::hmac::HmacKey;
 use stamp_core::ratelimit::GlobalLimit;
-use stamp_core::reflector::{DropReason, Outcome, Reflector, ReflectorConfig, ReflectorStats};
+use stamp_core::reflector::{
+    DropReason, Outcome, Reflector, ReflectorConfig, ReflectorStats, SentReply,
+};
 use stamp_core::registry::Registry;
-use stamp_core::transport::{RecvMeta, SendMeta, Transport};
-use stamp_net::{ClockOverrides, SystemClock, UdpOptions, UdpTransport};
+use stamp_core::transport::{RecvMeta, SendMeta};
+use stamp_net::{BlockingUdpTransport, ClockOverrides, SystemClock, UdpOptions};
 use stamp_wire::MAX_DATAGRAM;
-use tokio::sync::watch;
 
 use crate::metrics::{ReflectorMetrics, WorkerMetrics};
 
@@ -32,6 +41,10 @@ const BATCH: usize = 32;
 /// How often a stateful worker runs a bounded step of idle expiry
 /// ([`stamp_core::session::SessionTable::expire`]).
 const EXPIRY_TICK: Duration = Duration::from_millis(100);
+
+/// Longest a worker sleeps in the kernel without looking at its stop flag
+/// and timers: Ctrl-C stops it within this (plus one batch).
+const WAKE_EVERY: Duration = Duration::from_millis(100);
 
 /// What a worker hands back when it stops.
 #[derive(Debug, Default)]
@@ -75,8 +88,12 @@ pub async fn run(s: &Settings, registry: Registry) -> Result<ExitCode, String> {
     } else {
         None
     };
+    // --hwtstamp: NIC timestamps for T2 where every interface of the bind
+    // offers them (`on` refuses to start otherwise).
+    let hardware = crate::hwts::decide(s.hwtstamp, local.ip(), None)?;
     let spec = WorkerSpec {
         opts: UdpOptions {
+            hardware_timestamps: hardware,
             recv_buffer: Some(4 << 20),
             send_buffer: Some(4 << 20),
             // Several sockets on one port, one per worker (socket(7)).
@@ -89,16 +106,16 @@ pub async fn run(s: &Settings, registry: Registry) -> Result<ExitCode, String> {
             session_timeout: s.session_timeout,
             // The cap is for the process: each worker holds its share.
             max_sessions: s.max_sessions.div_ceil(workers),
-            tlv_mode: s.tlv_mode,
-            verify_tlv_hmac: s.verify_tlv_hmac,
-            // Keyed once here; every worker clones the keyed state, and
-            // every packet clones it again (no key schedule per packet).
-            key: s.hmac_key.as_deref().map(HmacKey::new),
             ssid_keys: s
                 .ssid_keys
                 .iter()
                 .map(|(ssid, k)| (*ssid, HmacKey::new(k)))
                 .collect(),
+            tlv_mode: s.tlv_mode,
+            verify_tlv_hmac: s.verify_tlv_hmac,
+            // Keyed once here; every worker clones the keyed state, and
+            // every packet clones it again (no key schedule per packet).
+            key: s.hmac_key.as_deref().map(HmacKey::new),
             unknown_ttl: 255,
             // Per source address, per worker.
             max_pps: s.max_pps,
@@ -118,7 +135,7 @@ pub async fn run(s: &Settings, registry: Registry) -> Result<ExitCode, String> {
     };
     let shutdown_rx = crate::shutdown::signal();
     // Workers stop when either Ctrl-C arrives or this driver gives up.
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
 
     // The first worker binds (port 0 picks a port); the others join its port.
@@ -130,7 +147,7 @@ pub async fn run(s: &Settings, registry: Registry) -> Result<ExitCode, String> {
                  handles: Vec<JoinHandle<Result<WorkerReport, String>>>,
                  e: String| {
         drop(gos); // a worker waiting for the go sees the channel closed
-        let _ = stop_tx.send(true);
+        stop.store(true, Ordering::Relaxed);
         for h in handles {
             let _ = h.join();
         }
@@ -143,10 +160,10 @@ pub async fn run(s: &Settings, registry: Registry) -> Result<ExitCode, String> {
         let (ready_tx, ready_rx) = mpsc::channel();
         let (go_tx, go_rx) = mpsc::channel();
         let spec = spec.clone();
-        let (stop, shutdown) = (stop_rx.clone(), shutdown_rx.clone());
+        let worker_stop = stop.clone();
         let handle = match std::thread::Builder::new()
             .name(format!("reflector-{id}"))
-            .spawn(move || worker(id, addr, spec, ready_tx, go_rx, stop, shutdown))
+            .spawn(move || worker(id, addr, spec, ready_tx, go_rx, &worker_stop))
         {
             Ok(h) => h,
             Err(e) => return abort(gos, handles, format!("cannot start worker {id}: {e}")),
@@ -193,7 +210,7 @@ pub async fn run(s: &Settings, registry: Registry) -> Result<ExitCode, String> {
 
     let mut shutdown = shutdown_rx;
     let _ = shutdown.wait_for(|stop| *stop).await;
-    let _ = stop_tx.send(true);
+    stop.store(true, Ordering::Relaxed);
 
     let mut total = WorkerReport::default();
     let mut failure = None;
@@ -226,59 +243,45 @@ pub async fn run(s: &Settings, registry: Registry) -> Result<ExitCode, String> {
 type Ready =
     mpsc::Sender<Result<(SocketAddr, stamp_core::transport::TransportCapabilities), String>>;
 
-/// One worker thread: its own runtime, socket and reflector.
+/// One worker thread: its own socket and reflector.
 fn worker(
     id: usize,
     addr: SocketAddr,
     spec: WorkerSpec,
     ready: Ready,
     go: mpsc::Receiver<()>,
-    stop: watch::Receiver<bool>,
-    shutdown: watch::Receiver<bool>,
+    stop: &AtomicBool,
 ) -> Result<WorkerReport, String> {
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
+    let transport = match BlockingUdpTransport::bind(addr, &spec.opts, WAKE_EVERY) {
+        Ok(t) => t,
         Err(e) => {
-            let _ = ready.send(Err(format!("cannot start the runtime: {e}")));
+            let _ = ready.send(Err(e.to_string()));
             return Err(e.to_string());
         }
     };
-    rt.block_on(async move {
-        let transport = match UdpTransport::bind(addr, &spec.opts) {
-            Ok(t) => t,
-            Err(e) => {
-                let _ = ready.send(Err(e.to_string()));
-                return Err(e.to_string());
-            }
-        };
-        let bound = transport.local_addr().map_err(|e| e.to_string())?;
-        let _ = ready.send(Ok((bound, transport.capabilities())));
-        // Nothing is read before the driver says so (after --user).
-        if go.recv().is_err() {
-            return Ok(WorkerReport::default());
-        }
-        tracing::debug!(worker = id, address = %bound, "worker ready");
-        let clock = SystemClock::new(spec.clock_format, spec.clock_overrides);
-        let reflector = Reflector::new(spec.config, spec.registry);
-        let slot = spec.metrics.as_deref().map(|m| m.worker(id));
-        serve(transport, reflector, clock, stop, shutdown, slot).await
-    })
+    let bound = transport.local_addr();
+    let _ = ready.send(Ok((bound, transport.capabilities())));
+    // Nothing is read before the driver says so (after --user).
+    if go.recv().is_err() {
+        return Ok(WorkerReport::default());
+    }
+    tracing::debug!(worker = id, address = %bound, "worker ready");
+    let clock = SystemClock::new(spec.clock_format, spec.clock_overrides);
+    let reflector = Reflector::new(spec.config, spec.registry);
+    let slot = spec.metrics.as_deref().map(|m| m.worker(id));
+    Ok(serve(transport, reflector, clock, stop, slot))
 }
 
 /// The receive / reflect / send loop of one worker. Nothing here allocates
 /// per packet: buffers and metadata are allocated once, the reflector works
 /// in place, and the transport's batch headers are reused.
-async fn serve(
-    transport: UdpTransport,
+fn serve(
+    transport: BlockingUdpTransport,
     mut reflector: Reflector,
     clock: SystemClock,
-    mut stop: watch::Receiver<bool>,
-    mut shutdown: watch::Receiver<bool>,
+    stop: &AtomicBool,
     metrics: Option<&WorkerMetrics>,
-) -> Result<WorkerReport, String> {
+) -> WorkerReport {
     let mut rx_bufs: Vec<Box<[u8]>> = (0..BATCH)
         .map(|_| vec![0u8; MAX_DATAGRAM].into_boxed_slice())
         .collect();
@@ -288,112 +291,146 @@ async fn serve(
         .collect();
     let mut tx_meta: Vec<SendMeta> = Vec::with_capacity(BATCH);
     let stateful = reflector.config().stateful;
-    let mut expiry = tokio::time::interval(EXPIRY_TICK);
-    expiry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut next_expiry = Instant::now() + EXPIRY_TICK;
     let mut send_errors = 0u64;
     let mut trains = Trains::default();
+    let mut follow = FollowUps::new();
 
-    loop {
-        // An idle stateless reflector (or one with no sessions) has no timer
-        // armed: it sleeps in epoll until a datagram or a signal comes.
-        let expiring = stateful && !reflector.sessions().is_empty();
-        let next_copy = trains.next_due();
-        let n = tokio::select! {
-            biased;
-            _ = shutdown.changed() => break,
-            _ = stop.changed() => break,
-            _ = sleep_until(next_copy), if next_copy.is_some() => {
-                trains.send_due(&transport, &reflector, &clock, &mut send_errors).await;
-                continue;
+    while !stop.load(Ordering::Relaxed) {
+        // Waits at most WAKE_EVERY, or until the next copy of a reflected
+        // train is due.
+        let n = match transport.recv_batch(&mut rx_bufs, &mut rx_meta, trains.next_due()) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, "receive failed");
+                0
             }
-            _ = expiry.tick(), if expiring => {
-                // A bounded step (SessionTable::expire): never a stall.
-                reflector.expire_sessions(Instant::now());
-                if let Some(m) = metrics {
-                    m.publish(reflector.stats(), reflector.sessions().len(), send_errors);
-                }
-                continue;
-            }
-            r = transport.recv_batch(&mut rx_bufs, &mut rx_meta) => match r {
-                Ok(n) => n,
-                Err(e) => {
-                    tracing::warn!(error = %e, "receive failed");
-                    continue;
-                }
-            },
         };
         let now = Instant::now();
-        // With metrics on, one more clock read per request times it.
-        let mut mark = now;
-        tx_meta.clear();
-        for i in 0..n {
-            let meta = &mut rx_meta[i];
-            if meta.rx_time.is_none() {
-                meta.rx_time = Some((crate::report::realtime_now(), TimestampSource::UserSpace));
-            }
-            let k = tx_meta.len();
-            match reflector.process(&rx_bufs[i][..meta.len], meta, now, &clock, &mut tx_bufs[k]) {
-                Outcome::Reply { len, plan } => {
-                    let mut m = SendMeta::new(len, plan.dst);
-                    m.src = plan.src;
-                    // The routing table picks the way back (the path may be
-                    // asymmetric); only a link-local peer needs the
-                    // interface the request came in on.
-                    m.ifindex = if plan.src.is_some() && link_local(plan.dst.ip()) {
-                        meta.ifindex
-                    } else {
-                        0
-                    };
-                    m.tos = plan.tos;
-                    tx_meta.push(m);
-                    if plan.copies > 1 {
-                        trains.add(
-                            &tx_bufs[k][..len],
-                            m,
-                            plan.copies - 1,
-                            plan.copy_interval_ns,
-                            now,
-                        );
-                    }
-                }
-                Outcome::Drop(reason) => {
-                    tracing::debug!(peer = %meta.src, reason = reason.label(), "request dropped");
-                }
+        if n > 0 {
+            reflect_batch(
+                &mut reflector,
+                &clock,
+                &transport,
+                (&rx_bufs[..n], &mut rx_meta[..n]),
+                (&mut tx_bufs, &mut tx_meta),
+                &mut trains,
+                &mut follow,
+                &mut send_errors,
+                now,
+                metrics,
+            );
+        }
+        follow.collect(&transport, &mut reflector, &clock, now);
+        if trains.next_due().is_some_and(|d| d <= now) {
+            trains.send_due(&transport, &reflector, &clock, &mut send_errors);
+        }
+        // A bounded step (SessionTable::expire), only while sessions exist:
+        // never a stall, and nothing to do for an idle stateless worker.
+        if stateful && now >= next_expiry {
+            next_expiry = now + EXPIRY_TICK;
+            if !reflector.sessions().is_empty() {
+                reflector.expire_sessions(now);
             }
             if let Some(m) = metrics {
-                let t = Instant::now();
-                let ns = i64::try_from((t - mark).as_nanos()).unwrap_or(i64::MAX);
-                m.processing.observe_ns(ns);
-                mark = t;
+                m.publish(reflector.stats(), reflector.sessions().len(), send_errors);
             }
-        }
-        let mut sent = 0;
-        while sent < tx_meta.len() {
-            match transport
-                .send_batch(&tx_bufs[sent..], &tx_meta[sent..])
-                .await
-            {
-                Ok(0) => break,
-                Ok(k) => sent += k,
-                Err(e) => {
-                    send_errors += 1;
-                    tracing::warn!(error = %e, peer = %tx_meta[sent].dst, "send failed");
-                    sent += 1;
-                }
-            }
-        }
-        // After each batch: a few relaxed stores into this worker's slot.
-        if let Some(m) = metrics {
-            m.publish(reflector.stats(), reflector.sessions().len(), send_errors);
         }
     }
 
-    Ok(WorkerReport {
+    WorkerReport {
         stats: *reflector.stats(),
         active: reflector.sessions().len(),
         send_errors,
         truncated: transport.truncated(),
-    })
+    }
+}
+
+/// Reflect one received batch and send the replies as one batch.
+#[allow(clippy::too_many_arguments)]
+fn reflect_batch(
+    reflector: &mut Reflector,
+    clock: &SystemClock,
+    transport: &BlockingUdpTransport,
+    (rx_bufs, rx_meta): (&[Box<[u8]>], &mut [RecvMeta]),
+    (tx_bufs, tx_meta): (&mut [Box<[u8]>], &mut Vec<SendMeta>),
+    trains: &mut Trains,
+    follow: &mut FollowUps,
+    send_errors: &mut u64,
+    now: Instant,
+    metrics: Option<&WorkerMetrics>,
+) {
+    // With metrics on, one more clock read per request times it.
+    let mut mark = now;
+    tx_meta.clear();
+    follow.batch.clear();
+    for (buf, meta) in rx_bufs.iter().zip(rx_meta.iter_mut()) {
+        if meta.rx_time.is_none() {
+            meta.rx_time = Some((crate::report::realtime_now(), TimestampSource::UserSpace));
+        }
+        let k = tx_meta.len();
+        match reflector.process(&buf[..meta.len], meta, now, clock, &mut tx_bufs[k]) {
+            Outcome::Reply { len, plan } => {
+                let mut m = SendMeta::new(len, plan.dst);
+                m.src = plan.src;
+                // The routing table picks the way back (the path may be
+                // asymmetric); only a link-local peer needs the interface
+                // the request came in on.
+                m.ifindex = if plan.src.is_some() && link_local(plan.dst.ip()) {
+                    meta.ifindex
+                } else {
+                    0
+                };
+                m.tos = plan.tos;
+                // Follow-Up Telemetry asked for this reply's transmit time.
+                let wanted = if plan.tx_timestamp && follow.enabled {
+                    reflector.sent_reply()
+                } else {
+                    None
+                };
+                m.tx_timestamp = wanted.is_some();
+                follow.batch.push(wanted);
+                tx_meta.push(m);
+                if plan.copies > 1 {
+                    trains.add(
+                        &tx_bufs[k][..len],
+                        m,
+                        plan.copies - 1,
+                        plan.copy_interval_ns,
+                        now,
+                    );
+                }
+            }
+            Outcome::Drop(reason) => {
+                tracing::debug!(peer = %meta.src, reason = reason.label(), "request dropped");
+            }
+        }
+        if let Some(m) = metrics {
+            let t = Instant::now();
+            let ns = i64::try_from((t - mark).as_nanos()).unwrap_or(i64::MAX);
+            m.processing.observe_ns(ns);
+            mark = t;
+        }
+    }
+    let mut sent = 0;
+    while sent < tx_meta.len() {
+        match transport.send_batch(&tx_bufs[sent..], &tx_meta[sent..]) {
+            Ok(0) => break,
+            Ok(k) => {
+                follow.sent(sent..sent + k, now);
+                sent += k;
+            }
+            Err(e) => {
+                *send_errors += 1;
+                tracing::warn!(error = %e, peer = %tx_meta[sent].dst, "send failed");
+                sent += 1;
+            }
+        }
+    }
+    // After each batch: a few relaxed stores into this worker's slot.
+    if let Some(m) = metrics {
+        m.publish(reflector.stats(), reflector.sessions().len(), *send_errors);
+    }
 }
 
 fn print_summary(
@@ -454,10 +491,76 @@ fn print_summary(
     println!("Uptime: {:.3} s", elapsed.as_secs_f64());
 }
 
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d.into()).await,
-        None => std::future::pending().await,
+/// Kernel transmit timestamps of the replies whose session reports them
+/// with its next reply (Follow-Up Telemetry, RFC 8972 §4.7, stateful mode
+/// only). T3 inside a reply must be read before the send; the kernel's
+/// timestamp of the datagram leaving comes after it, from the socket's
+/// error queue (`stamp_net::txstamp`), keyed by the socket's OPT_ID counter,
+/// and replaces the session's record of that reply's T3. Only replies that
+/// asked for it carry the per-datagram request, so nothing else pays.
+struct FollowUps {
+    enabled: bool,
+    /// Per reply of the batch being sent: the stateful reply wanted.
+    batch: Vec<Option<SentReply>>,
+    #[cfg(target_os = "linux")]
+    keys: stamp_net::txstamp::KeyRing<SentReply>,
+    /// The error queue is read until this long after the last request.
+    pending_until: Option<Instant>,
+}
+
+impl FollowUps {
+    fn new() -> Self {
+        FollowUps {
+            enabled: cfg!(target_os = "linux"),
+            batch: Vec::with_capacity(BATCH),
+            #[cfg(target_os = "linux")]
+            keys: Default::default(),
+            pending_until: None,
+        }
+    }
+
+    /// Datagrams `range` of the batch went: the ones that asked for a
+    /// timestamp took the next keys, in order.
+    fn sent(&mut self, range: std::ops::Range<usize>, now: Instant) {
+        for i in range {
+            if let Some(Some(r)) = self.batch.get(i) {
+                #[cfg(target_os = "linux")]
+                self.keys.sent(*r);
+                #[cfg(not(target_os = "linux"))]
+                let _ = r;
+                self.pending_until = Some(now + Duration::from_secs(1));
+            }
+        }
+    }
+
+    /// Read the error queue and hand each timestamp to its session.
+    fn collect(
+        &mut self,
+        transport: &BlockingUdpTransport,
+        reflector: &mut Reflector,
+        clock: &SystemClock,
+        now: Instant,
+    ) {
+        match self.pending_until {
+            Some(t) if now <= t => {}
+            Some(_) => {
+                self.pending_until = None;
+                return;
+            }
+            None => return,
+        }
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            let keys = &mut self.keys;
+            let _ = stamp_net::txstamp::drain(transport.socket().as_raw_fd(), |st| {
+                if let Some(r) = keys.take(st.key) {
+                    reflector.set_reply_transmit_time(r, st.time, st.source, clock);
+                }
+            });
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = (transport, reflector, clock);
     }
 }
 
@@ -505,9 +608,9 @@ impl Trains {
         self.pending.iter().map(|t| t.next).min()
     }
 
-    async fn send_due(
+    fn send_due(
         &mut self,
-        transport: &UdpTransport,
+        transport: &BlockingUdpTransport,
         reflector: &Reflector,
         clock: &SystemClock,
         errors: &mut u64,
@@ -515,9 +618,8 @@ impl Trains {
         let now = Instant::now();
         for t in self.pending.iter_mut().filter(|t| t.next <= now) {
             reflector.restamp(&mut t.buf, clock);
-            if let Err(e) = transport
-                .send_batch(std::slice::from_ref(&t.buf), std::slice::from_ref(&t.meta))
-                .await
+            if let Err(e) =
+                transport.send_batch(std::slice::from_ref(&t.buf), std::slice::from_ref(&t.meta))
             {
                 *errors += 1;
                 tracing::warn!(error = %e, peer = %t.meta.dst, "train send failed");

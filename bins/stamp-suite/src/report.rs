@@ -90,6 +90,7 @@ pub fn packet(
             if let Some(e) = r.reorder_extent {
                 line.push_str(&format!(" reordered(extent={e})"));
             }
+            line.push_str(&format!(" t1_src={} t4_src={}", r.t1_source, r.t4_source));
             for t in &r.tlvs {
                 if t.flags.0 & 0xF0 != 0 {
                     line.push_str(&format!(" [{}: {} flags={}]", t.name, t.summary, t.flags));
@@ -307,6 +308,14 @@ pub fn summary_json(target: &str, kind: Kind, st: &SenderStats, with_histogram: 
         "histogram": with_histogram.then(|| json!({
             "rtt": histogram(&st.rtt).into_iter().map(|(lo, hi, n)| json!([lo, hi, n])).collect::<Vec<_>>(),
         })),
+        "timestamps": {
+            "t1": st.t1_sources.describe("tx"),
+            "t2": reflector_method(st, "timestamp_in"),
+            "t3": reflector_method(st, "timestamp_out"),
+            "t4": st.t4_sources.describe("rx"),
+            "t1_sources": st.t1_sources,
+            "t4_sources": st.t4_sources,
+        },
     });
     if let (Some(o), Kind::Interim { elapsed_s }) = (v.as_object_mut(), kind) {
         o.insert("elapsed_s".into(), elapsed_s.into());
@@ -315,6 +324,36 @@ pub fn summary_json(target: &str, kind: Kind, st: &SenderStats, with_histogram: 
         o.insert("targets".into(), targets.into());
     }
     v
+}
+
+/// How the reflector says it took T2 / T3 (`field` "timestamp_in" /
+/// "timestamp_out" of its last Timestamp Information TLV, RFC 8972 §4.3),
+/// if it was asked.
+fn reflector_method(st: &SenderStats, field: &str) -> Option<String> {
+    let t = st.tlvs.get(&3)?;
+    t.last
+        .fields
+        .get(field)
+        .and_then(Value::as_str)
+        .map(String::from)
+}
+
+/// "Timestamps: T1 kernel-tx, T2 sw-local, T3 sw-local, T4 kernel-rx": where
+/// each timestamp of the answered packets came from; T2 / T3 as the
+/// reflector's Timestamp Information TLV says.
+fn timestamps_line(st: &SenderStats) -> String {
+    let remote = match (
+        reflector_method(st, "timestamp_in"),
+        reflector_method(st, "timestamp_out"),
+    ) {
+        (Some(t2), Some(t3)) => format!("T2 {t2}, T3 {t3} (reflector's Timestamp Information)"),
+        _ => "T2/T3 not reported (no Timestamp Information TLV)".to_string(),
+    };
+    format!(
+        "Timestamps: T1 {}, {remote}, T4 {}",
+        st.t1_sources.describe("tx"),
+        st.t4_sources.describe("rx")
+    )
 }
 
 /// The text summary. The first lines keep the layout scripts parse; an
@@ -551,6 +590,9 @@ pub fn summary_text(
     }
     if let Some((f, b)) = dm_loss(st).filter(|_| per_target) {
         w(format!("Direct Measurement loss: forward {f}, backward {b} (from the counters of the last reply)"));
+    }
+    if st.received > 0 {
+        w(timestamps_line(st));
     }
     if with_histogram {
         let buckets = histogram(&st.rtt);

@@ -42,6 +42,7 @@ struct Plan {
     histogram: bool,
     plot: bool,
     first_seq: u32,
+    hwtstamp: stamp_config::HwTimestamping,
 }
 
 pub async fn run(s: &Settings, registry: Registry) -> Result<ExitCode, String> {
@@ -77,6 +78,7 @@ pub async fn run(s: &Settings, registry: Registry) -> Result<ExitCode, String> {
         histogram: s.histogram,
         plot: s.plot.is_some(),
         first_seq: 0,
+        hwtstamp: s.hwtstamp,
     };
     let clock = Arc::new(SystemClock::new(
         s.clock_format,
@@ -246,9 +248,13 @@ async fn run_target(
         plan.local_addr.unwrap_or(unspecified),
         plan.local_port.unwrap_or(0),
     );
+    let hardware = crate::hwts::decide(plan.hwtstamp, local.ip(), Some(target))?;
     let opts = UdpOptions {
         // The socket default carries the DSCP / ECN of every request.
         tos: plan.tos,
+        // T1 from the kernel's (or NIC's) transmit timestamp of each request.
+        tx_timestamps: true,
+        hardware_timestamps: hardware,
         ..UdpOptions::default()
     };
     let transport =
@@ -259,6 +265,13 @@ async fn run_target(
 
     // The pacing thread sends through its own handle on the same socket
     // (a dup of the descriptor, non-blocking like the original).
+    // Shared: the pacing thread records what it sent and reads the error
+    // queue after each send; the receive task reads it again before it
+    // handles replies, so a timestamp queued a little late still beats the
+    // reply it belongs to.
+    let tx_stamps = Arc::new(Mutex::new(TxStamps::new(
+        transport.capabilities().tx_timestamp.is_some(),
+    )));
     let tx_socket = {
         use std::os::fd::AsFd;
         let fd = transport
@@ -276,6 +289,7 @@ async fn run_target(
     });
     let pacer = {
         let (session, shared, clock) = (session.clone(), shared.clone(), clock.clone());
+        let tx_stamps = tx_stamps.clone();
         let (count, delay) = (plan.count, plan.delay);
         let metrics = metrics.clone();
         std::thread::Builder::new()
@@ -283,7 +297,7 @@ async fn run_target(
             .spawn(move || {
                 let m = metrics.as_deref();
                 pace(
-                    &session, &tx_socket, target, &clock, count, delay, &shared, m,
+                    &session, &tx_socket, &tx_stamps, target, &clock, count, delay, &shared, m,
                 )
             })
             .map_err(|e| format!("cannot start the pacing thread: {e}"))?
@@ -359,6 +373,10 @@ async fn run_target(
                     }
                 };
                 let user_t4 = clock.now();
+                {
+                    use std::os::fd::AsFd;
+                    lock_tx(&tx_stamps).collect(transport.socket().as_fd(), &session, &clock);
+                }
                 for i in 0..n {
                     let m = &metas[i];
                     let (t4, src) = match m.rx_time {
@@ -453,12 +471,17 @@ fn lock(session: &Mutex<SenderSession>) -> MutexGuard<'_, SenderSession> {
     session.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+fn lock_tx(tx: &Mutex<TxStamps>) -> MutexGuard<'_, TxStamps> {
+    tx.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// The pacing thread: at each slot of the schedule, build the request (T1
 /// read inside, as late as possible) and send it.
 #[allow(clippy::too_many_arguments)]
 fn pace(
     session: &Mutex<SenderSession>,
     socket: &std::net::UdpSocket,
+    tx_stamps: &Mutex<TxStamps>,
     target: SocketAddr,
     clock: &SystemClock,
     count: u64,
@@ -478,17 +501,30 @@ fn pace(
             break;
         };
         late.record(slot, Instant::now());
-        let (len, was_quiet) = {
+        let (len, seq, was_quiet) = {
             let mut s = lock(session);
             let quiet = s.outstanding() == 0;
+            let seq = s.next_seq();
             let len = s.build_request(&mut buf, Instant::now(), clock);
             if let Some(m) = metrics {
                 m.publish_sent(s.stats().sent);
             }
-            (len, quiet)
+            (len, seq, quiet)
         };
-        send_now(socket, &buf[..len], target, &shared.stop);
+        // The key is claimed before the send: the reply (and the receive
+        // task's look at the error queue) can come before this thread runs
+        // again.
+        lock_tx(tx_stamps).sending(seq);
+        let went = send_now(socket, &buf[..len], target, &shared.stop);
         late_sent.record(slot, Instant::now());
+        {
+            use std::os::fd::AsFd;
+            let mut tx = lock_tx(tx_stamps);
+            if !went {
+                tx.not_sent();
+            }
+            tx.collect(socket.as_fd(), session, clock);
+        }
         sent += 1;
         if was_quiet {
             shared.wake.notify_one();
@@ -510,12 +546,91 @@ fn pace(
     );
 }
 
+/// Kernel transmit timestamps of the requests (T1), read from the socket's
+/// error queue after each send (`stamp_net::txstamp`): on loopback and with
+/// most drivers the kernel queues it before `send` returns. A request whose
+/// timestamp comes after its reply keeps its user-space T1.
+struct TxStamps {
+    enabled: bool,
+    #[cfg(target_os = "linux")]
+    keys: stamp_net::txstamp::KeyRing<u32>,
+    #[cfg(target_os = "linux")]
+    got: Vec<(u32, stamp_core::clock::UnixNanos, TimestampSource)>,
+}
+
+impl TxStamps {
+    fn new(enabled: bool) -> Self {
+        TxStamps {
+            enabled,
+            #[cfg(target_os = "linux")]
+            keys: Default::default(),
+            #[cfg(target_os = "linux")]
+            got: Vec::with_capacity(64),
+        }
+    }
+
+    /// Request `seq` is about to be sent: it gets the next OPT_ID key.
+    fn sending(&mut self, seq: u32) {
+        #[cfg(target_os = "linux")]
+        if self.enabled {
+            self.keys.sent(seq);
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = seq;
+    }
+
+    /// The send announced by [`TxStamps::sending`] failed: the kernel gives
+    /// the key back.
+    fn not_sent(&mut self) {
+        #[cfg(target_os = "linux")]
+        if self.enabled {
+            self.keys.unsent();
+        }
+    }
+
+    /// Read what the error queue holds and correct T1 of those requests.
+    fn collect(
+        &mut self,
+        socket: std::os::fd::BorrowedFd<'_>,
+        session: &Mutex<SenderSession>,
+        clock: &SystemClock,
+    ) {
+        #[cfg(target_os = "linux")]
+        if self.enabled {
+            use std::os::fd::AsRawFd;
+            let (keys, got) = (&mut self.keys, &mut self.got);
+            got.clear();
+            let _ = stamp_net::txstamp::drain(socket.as_raw_fd(), |st| {
+                // `get`, not `take`: a hardware timestamp of the same
+                // datagram may follow the software one and replaces it.
+                if let Some(seq) = keys.get(st.key) {
+                    got.push((seq, clock.from_realtime(st.time), st.source));
+                }
+            });
+            if !got.is_empty() {
+                let mut s = lock(session);
+                for &(seq, t1, source) in got.iter() {
+                    s.set_transmit_time(seq, t1, source);
+                }
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = (socket, session, clock);
+    }
+}
+
 /// Send one datagram on the non-blocking socket; when the kernel's buffer is
 /// full, retry shortly (the packet is late rather than lost on our side).
-fn send_now(socket: &std::net::UdpSocket, data: &[u8], target: SocketAddr, stop: &AtomicBool) {
+/// Returns whether it went.
+fn send_now(
+    socket: &std::net::UdpSocket,
+    data: &[u8],
+    target: SocketAddr,
+    stop: &AtomicBool,
+) -> bool {
     for _ in 0..1000 {
         match socket.send_to(data, target) {
-            Ok(_) => return,
+            Ok(_) => return true,
             Err(e)
                 if matches!(
                     e.kind(),
@@ -523,17 +638,18 @@ fn send_now(socket: &std::net::UdpSocket, data: &[u8], target: SocketAddr, stop:
                 ) =>
             {
                 if stop.load(Ordering::Relaxed) {
-                    return;
+                    return false;
                 }
                 std::thread::sleep(Duration::from_micros(50));
             }
             Err(e) => {
                 tracing::warn!(error = %e, %target, "send failed");
-                return;
+                return false;
             }
         }
     }
     tracing::warn!(%target, "send buffer full, request dropped");
+    false
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

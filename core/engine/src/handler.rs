@@ -55,6 +55,10 @@ pub struct ReplyPlan {
     pub copy_interval_ns: u32,
     /// Length of each reply (0 = the length the reflector computed).
     pub reply_len: usize,
+    /// Ask the transport for a transmit timestamp of this reply, so that
+    /// the session's next reply can report it (Follow-Up Telemetry,
+    /// RFC 8972 §4.7; [`crate::Reflector::set_reply_transmit_time`]).
+    pub tx_timestamp: bool,
 }
 
 impl ReplyPlan {
@@ -68,6 +72,7 @@ impl ReplyPlan {
             copies: 1,
             copy_interval_ns: 0,
             reply_len: 0,
+            tx_timestamp: false,
         }
     }
 }

@@ -9,17 +9,18 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use stamp_wire::tlv::{emit_header, HEADER_LEN};
+use stamp_wire::Timestamp;
 use stamp_wire::{
     AuthMode, ReflectorPacket, ReflectorRepr, SenderPacket, SenderRepr, Tlv, TlvError, TlvFlags,
     TlvType, HMAC_COVERAGE, MIN_TWAMP_LIGHT_REQUEST,
 };
 
-use crate::clock::{Clock, TimestampMethod, TimestampSource};
+use crate::clock::{Clock, TimestampMethod, TimestampSource, UnixNanos};
 use crate::handler::{ClockFacts, ReflectContext, ReplyPlan, SessionCounters, TlvSlot, TlvVerdict};
 use crate::hmac::{HmacKey, TAG_LEN};
 use crate::ratelimit::{GlobalLimit, Limited, RateLimiter};
 use crate::registry::Registry;
-use crate::session::{SessionKey, SessionTable};
+use crate::session::{SessionHandle, SessionKey, SessionTable};
 use crate::transport::RecvMeta;
 
 /// What the reflector does with the TLVs of a request.
@@ -259,6 +260,17 @@ pub struct Reflector {
     global: SessionCounters,
     /// Per-source and global request rate limits, when configured.
     limiter: Option<RateLimiter>,
+    /// The stateful reply [`Reflector::process`] built last.
+    last_sent: Option<SentReply>,
+}
+
+/// A reply of a stateful session, to attach its transmit timestamp to once
+/// the transport has it ([`Reflector::set_reply_transmit_time`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SentReply {
+    session: SessionHandle,
+    seq: u32,
+    t3: Timestamp,
 }
 
 enum TlvOutcome {
@@ -282,6 +294,7 @@ impl Reflector {
             sessions,
             stats: ReflectorStats::default(),
             global: SessionCounters::default(),
+            last_sent: None,
         }
     }
 
@@ -324,6 +337,7 @@ impl Reflector {
         reply: &mut [u8],
     ) -> Outcome {
         self.stats.received += 1;
+        self.last_sent = None;
         match self.process_inner(request, meta, now, clock, reply) {
             Ok(out) => out,
             Err(reason) => {
@@ -503,6 +517,11 @@ impl Reflector {
             s.last_reply = Some((reply_seq, t3));
             s.last_reply_method = TimestampMethod::SW_LOCAL;
             s.last_request_seq = Some(req.sequence_number);
+            self.last_sent = Some(SentReply {
+                session: h,
+                seq: reply_seq,
+                t3,
+            });
         } else {
             self.global.tx_packets += 1;
         }
@@ -526,6 +545,39 @@ impl Reflector {
         }
         plan.reply_len = len;
         Ok(Outcome::Reply { len, plan })
+    }
+
+    /// The stateful reply the last [`Reflector::process`] built, if any: the
+    /// driver keeps it with the datagram and hands it back with the
+    /// datagram's transmit timestamp.
+    pub fn sent_reply(&self) -> Option<SentReply> {
+        self.last_sent
+    }
+
+    /// The kernel (or NIC) timestamped reply `r` when it left (`realtime`,
+    /// CLOCK_REALTIME): the session's next Follow-Up Telemetry TLV
+    /// (RFC 8972 §4.7) reports this instead of the T3 written into the
+    /// reply, which had to be read before the send. Call it before the next
+    /// [`Reflector::expire_sessions`] (which may move sessions); a session
+    /// that has replied again since, or is gone, is left alone. Returns
+    /// whether the session took it.
+    pub fn set_reply_transmit_time(
+        &mut self,
+        r: SentReply,
+        realtime: UnixNanos,
+        source: TimestampSource,
+        clock: &dyn Clock,
+    ) -> bool {
+        if r.session.index() >= self.sessions.len() {
+            return false;
+        }
+        let s = self.sessions.state_mut(r.session);
+        if s.last_reply != Some((r.seq, r.t3)) {
+            return false;
+        }
+        s.last_reply = Some((r.seq, clock.encode(clock.from_realtime(realtime))));
+        s.last_reply_method = source.method();
+        true
     }
 
     /// Give another copy of a reply (a reflected train) its own transmit

@@ -163,6 +163,9 @@ pub struct PacketRecord {
     pub ssid: u16,
     /// Reply length.
     pub len: usize,
+    /// Where T1 came from ("user", or "kernel" / "hardware" when a
+    /// transmit timestamp replaced the user-space reading).
+    pub t1_source: &'static str,
     /// Where T4 came from.
     pub t4_source: &'static str,
     /// Hops sender → reflector, from the Session-Sender TTL field.
@@ -217,6 +220,7 @@ pub enum ReplyEvent {
 #[derive(Debug, Clone, Copy)]
 struct InFlight {
     t1: UnixNanos,
+    t1_source: TimestampSource,
     sent_at: Instant,
     answered: bool,
     /// Replies of a reflected train seen so far, and the last one's T3.
@@ -299,6 +303,10 @@ pub struct SenderStats {
     pub path_changes: VecDeque<PathChange>,
     /// Replies whose reflected TLVs failed integrity or were malformed.
     pub tlv_errors: u64,
+    /// Where T1 of the answered packets came from.
+    pub t1_sources: SourceTally,
+    /// Where T4 of the answered packets came from.
+    pub t4_sources: SourceTally,
     /// Replies requested per test packet (Reflected Test Packet Control).
     pub train_len: u16,
     /// Further replies of reflected trains received (beyond the first).
@@ -354,6 +362,50 @@ impl SeqSpan {
             x.r_hi = r;
         }
         x
+    }
+}
+
+/// How many timestamps of a kind came from each source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct SourceTally {
+    /// Read from the clock in user space.
+    pub user: u64,
+    /// Kernel software timestamps.
+    pub kernel: u64,
+    /// NIC hardware timestamps.
+    pub hardware: u64,
+}
+
+impl SourceTally {
+    /// Count one timestamp.
+    pub fn add(&mut self, source: TimestampSource) {
+        match source {
+            TimestampSource::UserSpace => self.user += 1,
+            TimestampSource::Kernel => self.kernel += 1,
+            TimestampSource::Hardware => self.hardware += 1,
+        }
+    }
+
+    /// "kernel-tx", "user", "hardware-rx", or a mix with counts
+    /// ("kernel-tx 998 user 2"); `direction` is "tx" or "rx".
+    pub fn describe(&self, direction: &str) -> String {
+        let parts: Vec<(String, u64)> = [
+            (format!("hardware-{direction}"), self.hardware),
+            (format!("kernel-{direction}"), self.kernel),
+            ("user".to_string(), self.user),
+        ]
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .collect();
+        match parts.as_slice() {
+            [] => "none".to_string(),
+            [(name, _)] => name.clone(),
+            _ => parts
+                .iter()
+                .map(|(name, n)| format!("{name} {n}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+        }
     }
 }
 
@@ -695,6 +747,7 @@ impl SenderSession {
             seq,
             InFlight {
                 t1,
+                t1_source: TimestampSource::UserSpace,
                 sent_at: now,
                 answered: false,
                 train_seen: 0,
@@ -710,10 +763,19 @@ impl SenderSession {
         len
     }
 
-    /// Correct T1 of packet `seq` after the fact (kernel transmit timestamp).
-    pub fn set_transmit_time(&mut self, seq: u32, t1: UnixNanos) {
+    /// Correct T1 of packet `seq` after the fact (a kernel or hardware
+    /// transmit timestamp, on this clock's timescale); ignored once the
+    /// packet was answered, so one packet's RTT never mixes two T1s.
+    pub fn set_transmit_time(&mut self, seq: u32, t1: UnixNanos, source: TimestampSource) {
         if let Some(f) = self.in_flight.get_mut(&seq) {
-            f.t1 = t1;
+            // A NIC timestamp is not replaced by the kernel's of the same
+            // datagram, whichever the error queue gave first.
+            let downgrade =
+                f.t1_source == TimestampSource::Hardware && source != TimestampSource::Hardware;
+            if !f.answered && !downgrade {
+                f.t1 = t1;
+                f.t1_source = source;
+            }
         }
     }
 
@@ -825,6 +887,7 @@ impl SenderSession {
         let first = !flight.answered;
         flight.answered = true;
         let t1 = flight.t1;
+        let t1_source = flight.t1_source;
         if flight.train_seen == self.train_len {
             self.unanswered -= 1;
         }
@@ -859,6 +922,7 @@ impl SenderSession {
                 reflector_error_estimate: r.error_estimate.0,
                 ssid: r.ssid,
                 len: buf.len(),
+                t1_source: t1_source.name(),
                 t4_source: t4_source.name(),
                 forward_hops: hops_from_ttl(r.sender_ttl),
                 backward_hops: meta.ttl.and_then(hops_from_ttl),
@@ -873,6 +937,8 @@ impl SenderSession {
 
         let st = &mut self.stats;
         st.received += 1;
+        st.t1_sources.add(t1_source);
+        st.t4_sources.add(t4_source);
         st.rtt.record(rtt);
         st.residence.record(residence);
         if let (Some(f), Some(b)) = (forward, backward) {
@@ -965,6 +1031,7 @@ impl SenderSession {
             reflector_error_estimate: r.error_estimate.0,
             ssid: r.ssid,
             len: buf.len(),
+            t1_source: t1_source.name(),
             t4_source: t4_source.name(),
             forward_hops,
             backward_hops,

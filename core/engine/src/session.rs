@@ -192,6 +192,13 @@ struct Entry {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionHandle(u32);
 
+impl SessionHandle {
+    /// Position in the slab.
+    pub(crate) fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
 /// The session table: bounded, O(1) lookup, incremental idle expiry.
 #[derive(Debug)]
 pub struct SessionTable {

@@ -68,6 +68,9 @@ pub struct SendMeta {
     pub ifindex: u32,
     /// IPv4 TOS / IPv6 Traffic Class for this datagram (None = socket default).
     pub tos: Option<u8>,
+    /// Ask for a kernel transmit timestamp of this datagram (Linux:
+    /// SO_TIMESTAMPING control message; read back from the error queue).
+    pub tx_timestamp: bool,
 }
 
 impl SendMeta {
@@ -79,6 +82,7 @@ impl SendMeta {
             src: None,
             ifindex: 0,
             tos: None,
+            tx_timestamp: false,
         }
     }
 }

@@ -68,6 +68,9 @@ pub struct SystemClock {
     overrides: ClockOverrides,
     /// Base of the refresh deadline.
     started: Instant,
+    /// CLOCK_MONOTONIC_COARSE at `started` (0 where there is none).
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    started_coarse_nanos: u64,
     /// When (nanoseconds after `started`) the cache is due for a refresh.
     refresh_due: AtomicU64,
     synchronized: AtomicBool,
@@ -89,6 +92,7 @@ impl SystemClock {
             format,
             overrides,
             started: Instant::now(),
+            started_coarse_nanos: coarse_now_nanos(),
             refresh_due: AtomicU64::new(REFRESH_NANOS),
             synchronized: AtomicBool::new(false),
             est_error_ns: AtomicU64::new(0),
@@ -121,8 +125,12 @@ impl SystemClock {
 
     /// Refresh the cache when it is a second old. One caller wins the
     /// compare-exchange and re-reads; the others keep using the cache.
+    ///
+    /// Called for every packet (Error Estimate, sync source), so the time
+    /// check reads CLOCK_MONOTONIC_COARSE: a load from the vDSO page, no
+    /// clock read (its tick resolution is plenty for a one-second period).
     fn refresh_if_due(&self) {
-        let now = self.started.elapsed().as_nanos() as u64;
+        let now = self.elapsed_coarse_nanos();
         let due = self.refresh_due.load(Ordering::Relaxed);
         if now < due {
             return;
@@ -139,6 +147,22 @@ impl SystemClock {
         {
             self.refresh();
         }
+    }
+
+    /// Nanoseconds since `started`, at tick resolution where the system
+    /// offers a cheap coarse clock.
+    #[cfg(target_os = "linux")]
+    fn elapsed_coarse_nanos(&self) -> u64 {
+        use nix::time::{clock_gettime, ClockId};
+        match clock_gettime(ClockId::CLOCK_MONOTONIC_COARSE) {
+            Ok(ts) => timespec_nanos(ts).saturating_sub(self.started_coarse_nanos),
+            Err(_) => self.started.elapsed().as_nanos() as u64,
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn elapsed_coarse_nanos(&self) -> u64 {
+        self.started.elapsed().as_nanos() as u64
     }
 
     fn refresh(&self) {
@@ -232,6 +256,17 @@ fn add_seconds(t: UnixNanos, seconds: i64) -> UnixNanos {
     UnixNanos(t.0.wrapping_add_signed(seconds.wrapping_mul(NANOS_PER_SEC as i64)))
 }
 
+#[cfg(target_os = "linux")]
+fn coarse_now_nanos() -> u64 {
+    use nix::time::{clock_gettime, ClockId};
+    clock_gettime(ClockId::CLOCK_MONOTONIC_COARSE).map_or(0, timespec_nanos)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn coarse_now_nanos() -> u64 {
+    0
+}
+
 /// What adjtimex(2) says about the clock.
 struct KernelSyncState {
     synchronized: bool,
@@ -285,12 +320,28 @@ fn kernel_sync_state() -> Option<KernelSyncState> {
     if state < 0 {
         return None;
     }
-    let micros_to_nanos = |us: libc::c_long| (us.max(0) as u64).saturating_mul(1_000);
-    Some(KernelSyncState {
-        synchronized: state != libc::TIME_ERROR && tx.status & libc::STA_UNSYNC == 0,
-        est_error_ns: micros_to_nanos(tx.esterror),
-        max_error_ns: micros_to_nanos(tx.maxerror),
-    })
+    // c_long: i64 on 64-bit Linux, i32 on 32-bit.
+    #[allow(clippy::useless_conversion)]
+    let (est, max) = (i64::from(tx.esterror), i64::from(tx.maxerror));
+    Some(sync_state_from(state, tx.status, est, max))
+}
+
+/// adjtimex(2)'s answer as a sync state: synchronized when the clock state
+/// is not TIME_ERROR and STA_UNSYNC is clear; `esterror` / `maxerror` are
+/// microseconds (negative read as 0).
+#[cfg(target_os = "linux")]
+fn sync_state_from(
+    state: libc::c_int,
+    status: libc::c_int,
+    esterror_us: i64,
+    maxerror_us: i64,
+) -> KernelSyncState {
+    let micros_to_nanos = |us: i64| (us.max(0) as u64).saturating_mul(1_000);
+    KernelSyncState {
+        synchronized: state != libc::TIME_ERROR && status & libc::STA_UNSYNC == 0,
+        est_error_ns: micros_to_nanos(esterror_us),
+        max_error_ns: micros_to_nanos(maxerror_us),
+    }
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -387,6 +438,89 @@ mod tests {
         let e = wire_estimate(TimestampFormat::Ntp, o, false, 0, u64::MAX);
         assert!(e.is_synchronized());
         assert_eq!((e.scale(), e.multiplier()), (32, 9));
+    }
+
+    /// The measured state as the wire carries it, no overrides.
+    #[cfg(target_os = "linux")]
+    fn estimate_for(
+        state: libc::c_int,
+        status: libc::c_int,
+        est_us: i64,
+        max_us: i64,
+    ) -> ErrorEstimate {
+        let k = sync_state_from(state, status, est_us, max_us);
+        wire_estimate(
+            TimestampFormat::Ntp,
+            ClockOverrides::default(),
+            k.synchronized,
+            k.est_error_ns,
+            k.max_error_ns,
+        )
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn sta_unsync_clears_s_and_uses_maxerror() {
+        // An NTP daemon lost its peers: STA_UNSYNC set, maxerror grown to 250 ms.
+        let e = estimate_for(
+            libc::TIME_OK,
+            libc::STA_UNSYNC | libc::STA_PLL,
+            800,
+            250_000,
+        );
+        assert!(!e.is_synchronized());
+        assert!(
+            e.error_seconds() >= 0.25 && e.error_seconds() < 0.26,
+            "{}",
+            e.error_seconds()
+        );
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn synchronized_clock_reports_s_and_esterror() {
+        // chrony / ntpd in sync: STA_UNSYNC clear, esterror 37 µs.
+        let e = estimate_for(libc::TIME_OK, libc::STA_PLL, 37, 5_000);
+        assert!(e.is_synchronized());
+        assert_eq!(e.format(), TimestampFormat::Ntp, "Z clear");
+        assert!(
+            e.error_seconds() >= 37e-6 && e.error_seconds() < 38e-6,
+            "{}",
+            e.error_seconds()
+        );
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn time_error_state_is_unsynchronized_even_without_sta_unsync() {
+        let e = estimate_for(libc::TIME_ERROR, 0, 10, 16_000_000);
+        assert!(!e.is_synchronized());
+        // maxerror 16 s is the kernel's "no idea": about one second.
+        assert_eq!((e.scale(), e.multiplier()), (32, 1));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn negative_errors_read_as_zero_then_one_microsecond() {
+        let k = sync_state_from(libc::TIME_OK, 0, -5, -5);
+        assert_eq!((k.est_error_ns, k.max_error_ns), (0, 0));
+        let e = estimate_for(libc::TIME_OK, 0, -5, -5);
+        assert!(e.error_seconds() >= 1e-6 && e.error_seconds() < 1.1e-6);
+    }
+
+    #[test]
+    fn scale_and_multiplier_overrides_apply_to_a_synchronized_clock() {
+        let o = ClockOverrides {
+            synchronized: None,
+            scale: Some(20),
+            multiplier: Some(3),
+        };
+        let e = wire_estimate(TimestampFormat::Ptp, o, true, 1_000, 1_000);
+        assert!(e.is_synchronized());
+        assert_eq!((e.scale(), e.multiplier()), (20, 3));
+        assert_eq!(e.format(), TimestampFormat::Ptp);
+        // 3 × 2^(20−32) s.
+        assert!((e.error_seconds() - 3.0 / 4096.0).abs() < 1e-12);
     }
 
     #[test]

@@ -16,8 +16,12 @@
 #![warn(missing_docs)]
 
 pub mod clock;
+#[cfg(target_os = "linux")]
+pub mod hwtstamp;
 mod plain;
+#[cfg(target_os = "linux")]
+pub mod txstamp;
 pub mod udp;
 
 pub use clock::{ClockOverrides, ClockStatus, SystemClock};
-pub use udp::{UdpOptions, UdpTransport};
+pub use udp::{BlockingUdpTransport, UdpOptions, UdpTransport};

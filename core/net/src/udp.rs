@@ -20,8 +20,11 @@ use socket2::{Domain, Protocol, Socket, Type};
 use stamp_core::transport::{RecvMeta, SendMeta, Transport, TransportCapabilities};
 use tokio::net::UdpSocket;
 
+mod blocking;
 #[cfg(target_os = "linux")]
 mod mmsg;
+
+pub use blocking::BlockingUdpTransport;
 
 /// How to open a [`UdpTransport`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +51,15 @@ pub struct UdpOptions {
     /// Ask the kernel for software receive timestamps (SO_TIMESTAMPING with
     /// SOF_TIMESTAMPING_RX_SOFTWARE, falling back to SO_TIMESTAMPNS).
     pub kernel_timestamps: bool,
+    /// Also ask for a kernel transmit timestamp of every datagram sent
+    /// (SOF_TIMESTAMPING_TX_SOFTWARE with OPT_ID and OPT_TSONLY), to be read
+    /// from the error queue with [`crate::txstamp::drain`] (Linux; needs
+    /// `kernel_timestamps`).
+    pub tx_timestamps: bool,
+    /// Ask for NIC hardware timestamps too (the interface must have been
+    /// switched on, [`crate::hwtstamp::enable`]); software ones remain the
+    /// fallback per datagram.
+    pub hardware_timestamps: bool,
 }
 
 impl Default for UdpOptions {
@@ -60,6 +72,8 @@ impl Default for UdpOptions {
             ttl: Some(255),
             v6_only: None,
             kernel_timestamps: true,
+            tx_timestamps: false,
+            hardware_timestamps: false,
         }
     }
 }
@@ -97,42 +111,16 @@ impl UdpTransport {
     /// metadata the system cannot give is left out, and
     /// [`Transport::capabilities`] says what is there.
     pub fn bind(addr: SocketAddr, opts: &UdpOptions) -> io::Result<Self> {
-        let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-        socket.set_nonblocking(true)?;
-        // Restarting a reflector must not wait for old sockets to go away.
-        socket.set_reuse_address(true)?;
-        if opts.reuse_port {
-            socket.set_reuse_port(true)?;
-        }
-        if let Some(size) = opts.recv_buffer {
-            socket.set_recv_buffer_size(size)?;
-        }
-        if let Some(size) = opts.send_buffer {
-            socket.set_send_buffer_size(size)?;
-        }
-        let v6 = addr.is_ipv6();
-        let dual_stack = v6 && !opts.v6_only.unwrap_or(false);
-        if v6 {
-            // Set it either way: the system default (net.ipv6.bindv6only)
-            // must not decide whether IPv4 peers are served.
-            socket.set_only_v6(!dual_stack)?;
-        }
-        set_outgoing_defaults(&socket, v6, dual_stack, opts)?;
-        #[cfg(target_os = "linux")]
-        let caps = mmsg::enable_recv_metadata(&socket, v6, dual_stack, opts.kernel_timestamps);
-        #[cfg(not(target_os = "linux"))]
-        let caps = TransportCapabilities::default();
-
-        socket.bind(&addr.into())?;
-        let socket = UdpSocket::from_std(socket.into())?;
+        let open = open_socket(addr, opts, true)?;
+        let socket = UdpSocket::from_std(open.socket.into())?;
         let local = socket.local_addr()?;
         Ok(UdpTransport {
             socket,
             local,
-            caps,
+            caps: open.caps,
             truncated: AtomicU64::new(0),
             #[cfg(target_os = "linux")]
-            batch: mmsg::Batch::new(v6),
+            batch: mmsg::Batch::new(open.v6, open.fixed_dst, open.hardware),
         })
     }
 
@@ -147,6 +135,63 @@ impl UdpTransport {
     pub fn socket(&self) -> &UdpSocket {
         &self.socket
     }
+}
+
+/// A bound socket with its options set, before it is handed to a runtime.
+pub(crate) struct Opened {
+    pub(crate) socket: Socket,
+    pub(crate) caps: TransportCapabilities,
+    pub(crate) v6: bool,
+    /// The bound address when it is one address (not a wildcard).
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    pub(crate) fixed_dst: Option<IpAddr>,
+    /// NIC hardware timestamps were asked for.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    pub(crate) hardware: bool,
+}
+
+/// Open a UDP socket bound to `addr` with `opts` (see [`UdpTransport::bind`]).
+pub(crate) fn open_socket(
+    addr: SocketAddr,
+    opts: &UdpOptions,
+    nonblocking: bool,
+) -> io::Result<Opened> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_nonblocking(nonblocking)?;
+    // Restarting a reflector must not wait for old sockets to go away.
+    socket.set_reuse_address(true)?;
+    if opts.reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    if let Some(size) = opts.recv_buffer {
+        socket.set_recv_buffer_size(size)?;
+    }
+    if let Some(size) = opts.send_buffer {
+        socket.set_send_buffer_size(size)?;
+    }
+    let v6 = addr.is_ipv6();
+    let dual_stack = v6 && !opts.v6_only.unwrap_or(false);
+    if v6 {
+        // Set it either way: the system default (net.ipv6.bindv6only)
+        // must not decide whether IPv4 peers are served.
+        socket.set_only_v6(!dual_stack)?;
+    }
+    set_outgoing_defaults(&socket, v6, dual_stack, opts)?;
+    // A socket bound to one address receives only datagrams sent to it.
+    let fixed_dst = (!addr.ip().is_unspecified()).then(|| unmap(addr).ip());
+    #[cfg(target_os = "linux")]
+    let caps = mmsg::enable_recv_metadata(&socket, v6, dual_stack, opts, fixed_dst.is_some());
+    #[cfg(not(target_os = "linux"))]
+    let caps = TransportCapabilities::default();
+
+    socket.bind(&addr.into())?;
+    Ok(Opened {
+        socket,
+        caps,
+        v6,
+        fixed_dst,
+        hardware: opts.hardware_timestamps,
+    })
 }
 
 /// IP_TTL / IPV6_UNICAST_HOPS and IP_TOS / IPV6_TCLASS (ip(7), ipv6(7)).
@@ -266,7 +311,7 @@ impl Transport for UdpTransport {
                 .socket
                 .async_io(Interest::READABLE, || {
                     self.batch
-                        .recv(fd, self.local.port(), bufs, metas, &self.truncated)
+                        .recv(fd, 0, self.local.port(), bufs, metas, &self.truncated)
                 })
                 .await;
             match got {

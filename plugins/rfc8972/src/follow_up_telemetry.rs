@@ -64,6 +64,12 @@ impl TlvHandler for FollowUpTelemetryHandler {
             return TlvVerdict::Malformed;
         }
         let c = &ctx.counters;
+        // A stateful session reports each reply's transmit time with the
+        // next one: ask the driver for a kernel transmit timestamp of this
+        // reply (it replaces the T3 read before the send, when it comes).
+        if c.stateful {
+            ctx.plan.tx_timestamp = true;
+        }
         let (seq, ts, mode) = match c.previous_reply {
             Some((seq, ts)) if c.stateful => (seq, ts.0, c.previous_reply_method.0),
             _ => (0, 0, 0),

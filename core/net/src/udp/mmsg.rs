@@ -57,9 +57,11 @@ const RECV_CMSG_SPACE: usize = cmsg_space(size_of::<libc::in6_pktinfo>())
     + cmsg_space(size_of::<libc::timespec>())
     + 64;
 
-/// Room for what we send: one packet-info and one TOS / Traffic Class.
-const SEND_CMSG_SPACE: usize =
-    cmsg_space(size_of::<libc::in6_pktinfo>()) + cmsg_space(size_of::<c_int>());
+/// Room for what we send: one packet-info, one TOS / Traffic Class and one
+/// SO_TIMESTAMPING request.
+const SEND_CMSG_SPACE: usize = cmsg_space(size_of::<libc::in6_pktinfo>())
+    + cmsg_space(size_of::<c_int>())
+    + cmsg_space(size_of::<u32>());
 
 // Checked at compile time: what we send fits, and buffers end on a cmsg boundary.
 const _: () = assert!(
@@ -74,13 +76,20 @@ struct ControlBuf<const N: usize>([u8; N]);
 
 /// Turn on the receive metadata (ip(7), ipv6(7), socket(7)) and say what
 /// took. A refused option is logged at debug level and left out.
+///
+/// `fixed_dst` is set when the socket is bound to one address: every
+/// datagram it receives was sent to that address, so IP_PKTINFO /
+/// IPV6_PKTINFO are not asked for (one control message less for the kernel
+/// to build per datagram) and the address is filled in from the bind.
 pub(super) fn enable_recv_metadata(
     socket: &Socket,
     v6: bool,
     dual_stack: bool,
-    kernel_timestamps: bool,
+    opts: &super::UdpOptions,
+    fixed_dst: bool,
 ) -> TransportCapabilities {
-    use nix::sys::socket::{setsockopt, sockopt, TimestampingFlag};
+    use nix::sys::socket::{setsockopt, sockopt};
+    use std::os::fd::AsRawFd;
 
     let on = |result: nix::Result<()>, option: &'static str| match result {
         Ok(()) => true,
@@ -99,10 +108,12 @@ pub(super) fn enable_recv_metadata(
             setsockopt(socket, sockopt::Ipv6RecvTClass, &true),
             "IPV6_RECVTCLASS",
         );
-        dst_addr &= on(
-            setsockopt(socket, sockopt::Ipv6RecvPacketInfo, &true),
-            "IPV6_RECVPKTINFO",
-        );
+        if !fixed_dst {
+            dst_addr &= on(
+                setsockopt(socket, sockopt::Ipv6RecvPacketInfo, &true),
+                "IPV6_RECVPKTINFO",
+            );
+        }
     }
     if !v6 || dual_stack {
         // On a dual-stack socket the IPv6 options report no TTL or TOS of
@@ -112,35 +123,49 @@ pub(super) fn enable_recv_metadata(
             "IP_RECVTTL",
         );
         tos &= on(setsockopt(socket, sockopt::IpRecvTos, &true), "IP_RECVTOS");
-        let pktinfo = on(
-            setsockopt(socket, sockopt::Ipv4PacketInfo, &true),
-            "IP_PKTINFO",
-        );
-        // A dual-stack socket reports IPv4 destinations through
-        // IPV6_PKTINFO (v4-mapped) already.
-        dst_addr &= pktinfo || v6;
+        if !fixed_dst {
+            let pktinfo = on(
+                setsockopt(socket, sockopt::Ipv4PacketInfo, &true),
+                "IP_PKTINFO",
+            );
+            // A dual-stack socket reports IPv4 destinations through
+            // IPV6_PKTINFO (v4-mapped) already.
+            dst_addr &= pktinfo || v6;
+        }
     }
-    let rx_timestamp = kernel_timestamps
-        && (on(
-            setsockopt(
-                socket,
-                sockopt::Timestamping,
-                &(TimestampingFlag::SOF_TIMESTAMPING_RX_SOFTWARE
-                    | TimestampingFlag::SOF_TIMESTAMPING_SOFTWARE),
-            ),
+    // One SO_TIMESTAMPING value covers receive and transmit timestamps.
+    // OPT_ID and OPT_TSONLY are set either way (they only shape transmit
+    // timestamps), so a per-datagram request later numbers from 0.
+    let flags = crate::txstamp::socket_flags(opts.tx_timestamps, opts.hardware_timestamps);
+    let timestamping = opts.kernel_timestamps
+        && on(
+            crate::txstamp::set_socket_flags(socket.as_raw_fd(), flags)
+                .map_err(|e| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0))),
             "SO_TIMESTAMPING",
-        ) || on(
-            setsockopt(socket, sockopt::ReceiveTimestampns, &true),
-            "SO_TIMESTAMPNS",
-        ));
+        );
+    let rx_timestamp = timestamping
+        || (opts.kernel_timestamps
+            && on(
+                setsockopt(socket, sockopt::ReceiveTimestampns, &true),
+                "SO_TIMESTAMPNS",
+            ));
+    let tx_source = if opts.hardware_timestamps {
+        TimestampSource::Hardware
+    } else {
+        TimestampSource::Kernel
+    };
     TransportCapabilities {
         ttl,
         tos,
         dst_addr,
         set_tos: true,
         set_src: true,
-        rx_timestamp: rx_timestamp.then_some(TimestampSource::Kernel),
-        tx_timestamp: None,
+        rx_timestamp: rx_timestamp.then_some(if timestamping && opts.hardware_timestamps {
+            TimestampSource::Hardware
+        } else {
+            TimestampSource::Kernel
+        }),
+        tx_timestamp: (timestamping && opts.tx_timestamps).then_some(tx_source),
         ip_header: false,
     }
 }
@@ -148,31 +173,53 @@ pub(super) fn enable_recv_metadata(
 /// The preallocated state of one transport's batch calls.
 pub(super) struct Batch {
     v6_socket: bool,
+    /// The one local address of a socket bound to a specific address
+    /// (IPv4-mapped shown as IPv4): reported as every datagram's
+    /// destination without IP_PKTINFO, and a reply asking for it as source
+    /// needs no IP_PKTINFO either (the bind already fixes it).
+    fixed_dst: Option<IpAddr>,
+    /// SOF_TIMESTAMPING_* record flags of a per-datagram transmit
+    /// timestamp request ([`SendMeta::tx_timestamp`]).
+    tx_record: u32,
     recv: Mutex<RecvSlots>,
     send: Mutex<SendSlots>,
 }
 
 impl Batch {
-    pub(super) fn new(v6_socket: bool) -> Self {
+    pub(super) fn new(v6_socket: bool, fixed_dst: Option<IpAddr>, hardware: bool) -> Self {
+        let tx_record = if hardware {
+            libc::SOF_TIMESTAMPING_TX_SOFTWARE | libc::SOF_TIMESTAMPING_TX_HARDWARE
+        } else {
+            libc::SOF_TIMESTAMPING_TX_SOFTWARE
+        };
         Batch {
             v6_socket,
+            fixed_dst,
+            tx_record,
             recv: Mutex::new(RecvSlots::with_slots(INITIAL_SLOTS)),
             send: Mutex::new(SendSlots::with_slots(INITIAL_SLOTS)),
         }
     }
 
-    /// One recvmmsg(2) call: fill `bufs` / `metas` from the front with the
+    /// One recvmmsg(2) call with `flags` (0 on a non-blocking socket;
+    /// MSG_WAITFORONE on a blocking one: wait for the first datagram, then
+    /// take what is queued): fill `bufs` / `metas` from the front with the
     /// datagrams that are queued. Truncated datagrams are dropped (and
     /// counted), the rest moved forward so the result stays contiguous.
     pub(super) fn recv(
         &self,
         fd: RawFd,
+        flags: c_int,
         local_port: u16,
         bufs: &mut [Box<[u8]>],
         metas: &mut [RecvMeta],
         truncated: &AtomicU64,
     ) -> io::Result<usize> {
-        lock(&self.recv).recv(fd, local_port, bufs, metas, truncated)
+        let local = Local {
+            port: local_port,
+            dst: self.fixed_dst,
+        };
+        lock(&self.recv).recv(fd, flags, local, bufs, metas, truncated)
     }
 
     /// One sendmmsg(2) call for a prefix of the batch; returns how many went.
@@ -182,8 +229,28 @@ impl Batch {
         bufs: &[Box<[u8]>],
         metas: &[SendMeta],
     ) -> io::Result<usize> {
-        lock(&self.send).send(fd, self.v6_socket, bufs, metas)
+        let how = SendHow {
+            v6_socket: self.v6_socket,
+            fixed_src: self.fixed_dst,
+            tx_record: self.tx_record,
+        };
+        lock(&self.send).send(fd, how, bufs, metas)
     }
+}
+
+/// What every datagram of a send call shares.
+#[derive(Clone, Copy)]
+struct SendHow {
+    v6_socket: bool,
+    fixed_src: Option<IpAddr>,
+    tx_record: u32,
+}
+
+/// What the socket's bind says about every datagram it receives.
+#[derive(Clone, Copy)]
+struct Local {
+    port: u16,
+    dst: Option<IpAddr>,
 }
 
 /// The slots hold no invariant across calls (every field is rewritten before
@@ -229,7 +296,8 @@ impl RecvSlots {
     fn recv(
         &mut self,
         fd: RawFd,
-        local_port: u16,
+        flags: c_int,
+        local: Local,
         bufs: &mut [Box<[u8]>],
         metas: &mut [RecvMeta],
         truncated: &AtomicU64,
@@ -258,9 +326,17 @@ impl RecvSlots {
         // Safety: the first `n` headers point at `n` live, exclusively
         // borrowed buffers (`bufs`), address slots and control buffers with
         // the lengths given; all of them outlive the call. The socket is
-        // non-blocking, so the call returns at once.
-        let rc =
-            unsafe { libc::recvmmsg(fd, self.hdrs.as_mut_ptr(), n as c_uint, 0, ptr::null_mut()) };
+        // non-blocking or has a receive timeout (MSG_WAITFORONE), so the
+        // call returns at once or after that timeout.
+        let rc = unsafe {
+            libc::recvmmsg(
+                fd,
+                self.hdrs.as_mut_ptr(),
+                n as c_uint,
+                flags,
+                ptr::null_mut(),
+            )
+        };
         if rc < 0 {
             return Err(io::Error::last_os_error());
         }
@@ -275,7 +351,8 @@ impl RecvSlots {
                 continue;
             };
             let mut meta = RecvMeta::new(self.hdrs[i].msg_len as usize, src);
-            meta.dst_port = local_port;
+            meta.dst_port = local.port;
+            meta.dst = local.dst;
             parse_cmsgs(h, &mut meta);
             if out != i {
                 // Close the gap a dropped datagram left; swapping boxes
@@ -327,7 +404,7 @@ impl SendSlots {
     fn send(
         &mut self,
         fd: RawFd,
-        v6_socket: bool,
+        how: SendHow,
         bufs: &[Box<[u8]>],
         metas: &[SendMeta],
     ) -> io::Result<usize> {
@@ -340,7 +417,7 @@ impl SendSlots {
         // the first, its error is the result.
         let mut ready = 0;
         for i in 0..n {
-            if let Err(e) = self.prepare(i, &bufs[i], &metas[i], v6_socket) {
+            if let Err(e) = self.prepare(i, &bufs[i], &metas[i], how) {
                 if ready == 0 {
                     return Err(e);
                 }
@@ -363,13 +440,12 @@ impl SendSlots {
     /// IP_TOS / IPV6_TCLASS when asked for. IPv4 destinations, also those
     /// sent from a dual-stack socket, take the IPv4 control messages: Linux
     /// sends them down the IPv4 path, which reads only those.
-    fn prepare(
-        &mut self,
-        i: usize,
-        buf: &[u8],
-        meta: &SendMeta,
-        v6_socket: bool,
-    ) -> io::Result<()> {
+    ///
+    /// On a socket bound to one address (`fixed_src`), a source equal to it
+    /// with no interface asked for is what the kernel uses anyway: no
+    /// IP_PKTINFO then (it costs the kernel a route lookup per datagram).
+    fn prepare(&mut self, i: usize, buf: &[u8], meta: &SendMeta, how: SendHow) -> io::Result<()> {
+        let (v6_socket, fixed_src) = (how.v6_socket, how.fixed_src);
         let data = buf
             .get(..meta.len)
             .ok_or_else(|| invalid("datagram length exceeds its buffer"))?;
@@ -380,7 +456,9 @@ impl SendSlots {
         };
         let control = &mut self.control[i].0;
         let mut used = 0;
-        if meta.src.is_some() || meta.ifindex != 0 {
+        let implied =
+            meta.ifindex == 0 && fixed_src.is_some() && meta.src.map(unmap_ip) == fixed_src;
+        if (meta.src.is_some() || meta.ifindex != 0) && !implied {
             used += if v4_path {
                 let src = match meta.src {
                     None => Ipv4Addr::UNSPECIFIED,
@@ -422,6 +500,17 @@ impl SendSlots {
             };
             used += put_cmsg(&mut control[used..], level, kind, c_int::from(tos));
         }
+        if meta.tx_timestamp {
+            // socket(7) SO_TIMESTAMPING as a control message: a transmit
+            // timestamp for this datagram alone, numbered by the socket's
+            // OPT_ID counter.
+            used += put_cmsg(
+                &mut control[used..],
+                libc::SOL_SOCKET,
+                libc::SO_TIMESTAMPING,
+                how.tx_record,
+            );
+        }
         self.names[i] = SockAddr::from(dst);
         self.iovs[i] = libc::iovec {
             iov_base: data.as_ptr().cast_mut().cast(),
@@ -442,6 +531,14 @@ impl SendSlots {
         h.msg_flags = 0;
         self.hdrs[i].msg_len = 0;
         Ok(())
+    }
+}
+
+/// An address as reported: IPv4-mapped IPv6 as plain IPv4.
+pub(super) fn unmap_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(a) => a.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        IpAddr::V4(_) => ip,
     }
 }
 
@@ -542,13 +639,14 @@ fn apply_cmsg(level: c_int, kind: c_int, data: &[u8], meta: &mut RecvMeta) {
                 meta.ifindex = info.ipi6_ifindex;
             }
         }
-        // SCM_TIMESTAMPING: [software, deprecated, hardware]; we asked for
-        // software only.
+        // SCM_TIMESTAMPING: [software, deprecated, hardware]; the hardware
+        // one is there only when the NIC took it (--hwtstamp), else zero.
         (libc::SOL_SOCKET, libc::SO_TIMESTAMPING) => {
-            if let Some(ts) =
-                read_payload::<[libc::timespec; 3]>(data).and_then(|ts| unix_nanos(ts[0]))
-            {
-                meta.rx_time = Some((ts, TimestampSource::Kernel));
+            if let Some(ts) = read_payload::<[libc::timespec; 3]>(data) {
+                meta.rx_time = match unix_nanos(ts[2]) {
+                    Some(hw) => Some((hw, TimestampSource::Hardware)),
+                    None => unix_nanos(ts[0]).map(|t| (t, TimestampSource::Kernel)),
+                };
             }
         }
         (libc::SOL_SOCKET, libc::SO_TIMESTAMPNS) => {
