@@ -124,6 +124,10 @@ pub struct ReflectContext<'a> {
     pub receive_time: UnixNanos,
     /// How the reply is sent.
     pub plan: &'a mut ReplyPlan,
+    /// The request's IP header as received (IPv4 header, or IPv6 fixed
+    /// header plus extension headers), when the transport sees whole
+    /// packets (raw socket); `None` over a UDP socket.
+    pub ip_header: Option<&'a [u8]>,
 }
 
 /// A TLV inside the reply's TLV area, handed to a handler.

@@ -69,6 +69,7 @@ impl Fixture {
             },
             receive_time: UnixNanos(0),
             plan: &mut plan,
+            ip_header: None,
         };
         let mut slot = TlvSlot::new(&mut area, offset, len);
         let verdict = h.reflect(&mut slot, &mut ctx);
