@@ -11,6 +11,7 @@ mod metrics;
 pub mod pacing;
 mod reflector_run;
 mod report;
+mod sender_ext;
 mod sender_run;
 mod shutdown;
 

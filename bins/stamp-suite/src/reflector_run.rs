@@ -13,7 +13,7 @@ use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use stamp_config::{OutputFormat, Settings};
+use stamp_config::{OutputFormat, Settings, TransportKind};
 use stamp_core::clock::TimestampSource;
 use stamp_core::hmac::HmacKey;
 use stamp_core::reflector::{DropReason, Outcome, Reflector, ReflectorConfig, ReflectorStats};
@@ -44,6 +44,7 @@ struct WorkerReport {
 /// Everything a worker needs to build its socket, clock and reflector.
 #[derive(Clone)]
 struct WorkerSpec {
+    transport: TransportKind,
     opts: UdpOptions,
     config: ReflectorConfig,
     registry: Registry,
@@ -53,8 +54,15 @@ struct WorkerSpec {
     metrics: Option<Arc<ReflectorMetrics>>,
 }
 
-/// Number of workers: `--workers`, else one per CPU.
+/// Number of workers: `--workers`, else one per CPU. The raw transport
+/// runs one (every packet socket sees every packet).
 fn worker_count(s: &Settings) -> usize {
+    if s.transport == TransportKind::Raw {
+        if s.workers.is_some_and(|w| w > 1) {
+            tracing::warn!("--transport raw runs one worker; --workers ignored");
+        }
+        return 1;
+    }
     s.workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1)
@@ -75,6 +83,7 @@ pub async fn run(s: &Settings, registry: Registry) -> Result<ExitCode, String> {
         None
     };
     let spec = WorkerSpec {
+        transport: s.transport,
         opts: UdpOptions {
             recv_buffer: Some(4 << 20),
             send_buffer: Some(4 << 20),
@@ -215,28 +224,76 @@ fn worker(
         }
     };
     rt.block_on(async move {
-        let transport = match UdpTransport::bind(addr, &spec.opts) {
-            Ok(t) => t,
-            Err(e) => {
-                let _ = ready.send(Err(e.to_string()));
-                return Err(e.to_string());
+        match spec.transport {
+            TransportKind::Udp => {
+                let t = UdpTransport::bind(addr, &spec.opts);
+                run_worker(id, t, spec, ready, stop, shutdown).await
             }
-        };
-        let bound = transport.local_addr().map_err(|e| e.to_string())?;
-        let _ = ready.send(Ok((bound, transport.capabilities())));
-        tracing::debug!(worker = id, address = %bound, "worker ready");
-        let clock = SystemClock::new(spec.clock_format, spec.clock_overrides);
-        let reflector = Reflector::new(spec.config, spec.registry);
-        let slot = spec.metrics.as_deref().map(|m| m.worker(id));
-        serve(transport, reflector, clock, stop, shutdown, slot).await
+            TransportKind::Raw => {
+                #[cfg(all(feature = "ttl-pnet", target_os = "linux"))]
+                {
+                    let t = stamp_net::RawTransport::bind(addr, &spec.opts);
+                    run_worker(id, t, spec, ready, stop, shutdown).await
+                }
+                #[cfg(not(all(feature = "ttl-pnet", target_os = "linux")))]
+                {
+                    let e = "--transport raw needs Linux and the ttl-pnet feature".to_string();
+                    let _ = ready.send(Err(e.clone()));
+                    Err(e)
+                }
+            }
+        }
     })
+}
+
+/// What the driver needs from a transport besides [`Transport`].
+trait Counted: Transport {
+    /// Datagrams dropped for their size.
+    fn oversized(&self) -> u64;
+}
+
+impl Counted for UdpTransport {
+    fn oversized(&self) -> u64 {
+        self.truncated()
+    }
+}
+
+#[cfg(all(feature = "ttl-pnet", target_os = "linux"))]
+impl Counted for stamp_net::RawTransport {
+    fn oversized(&self) -> u64 {
+        self.truncated()
+    }
+}
+
+async fn run_worker<T: Counted>(
+    id: usize,
+    transport: std::io::Result<T>,
+    spec: WorkerSpec,
+    ready: Ready,
+    stop: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<WorkerReport, String> {
+    let transport = match transport {
+        Ok(t) => t,
+        Err(e) => {
+            let _ = ready.send(Err(e.to_string()));
+            return Err(e.to_string());
+        }
+    };
+    let bound = transport.local_addr().map_err(|e| e.to_string())?;
+    let _ = ready.send(Ok((bound, transport.capabilities())));
+    tracing::debug!(worker = id, address = %bound, "worker ready");
+    let clock = SystemClock::new(spec.clock_format, spec.clock_overrides);
+    let reflector = Reflector::new(spec.config, spec.registry);
+    let slot = spec.metrics.as_deref().map(|m| m.worker(id));
+    serve(transport, reflector, clock, stop, shutdown, slot).await
 }
 
 /// The receive / reflect / send loop of one worker. Nothing here allocates
 /// per packet: buffers and metadata are allocated once, the reflector works
 /// in place, and the transport's batch headers are reused.
-async fn serve(
-    transport: UdpTransport,
+async fn serve<T: Counted>(
+    transport: T,
     mut reflector: Reflector,
     clock: SystemClock,
     mut stop: watch::Receiver<bool>,
@@ -296,7 +353,9 @@ async fn serve(
                 meta.rx_time = Some((crate::report::realtime_now(), TimestampSource::UserSpace));
             }
             let k = tx_meta.len();
-            match reflector.process(&rx_bufs[i][..meta.len], meta, now, &clock, &mut tx_bufs[k]) {
+            // The request, and the received IP header after it when the
+            // transport saw one (raw transport).
+            match reflector.process_received(&rx_bufs[i], meta, now, &clock, &mut tx_bufs[k]) {
                 Outcome::Reply { len, plan } => {
                     let mut m = SendMeta::new(len, plan.dst);
                     m.src = plan.src;
@@ -349,7 +408,7 @@ async fn serve(
         stats: *reflector.stats(),
         active: reflector.sessions().len(),
         send_errors,
-        truncated: transport.truncated(),
+        truncated: transport.oversized(),
     })
 }
 
@@ -462,9 +521,9 @@ impl Trains {
         self.pending.iter().map(|t| t.next).min()
     }
 
-    async fn send_due(
+    async fn send_due<T: Transport>(
         &mut self,
-        transport: &UdpTransport,
+        transport: &T,
         reflector: &Reflector,
         clock: &SystemClock,
         errors: &mut u64,

@@ -36,10 +36,10 @@ struct Plan {
     format: OutputFormat,
     per_packet: bool,
     multi: bool,
+    dest_opt_len: Option<u16>,
 }
 
 pub async fn run(s: &Settings, registry: Registry) -> Result<ExitCode, String> {
-    let templates = request_templates(&registry, &s.tlv_options)?;
     let mut targets = Vec::new();
     for r in &s.remotes {
         let port = r.port.unwrap_or(s.remote_port);
@@ -67,6 +67,7 @@ pub async fn run(s: &Settings, registry: Registry) -> Result<ExitCode, String> {
         format: s.output_format,
         per_packet: s.per_packet,
         multi: targets.len() > 1,
+        dest_opt_len: s.ipv6_dest_opt_len,
     };
     let clock = Arc::new(SystemClock::new(
         s.clock_format,
@@ -102,6 +103,10 @@ pub async fn run(s: &Settings, registry: Registry) -> Result<ExitCode, String> {
     let shutdown = crate::shutdown::signal();
     let mut tasks = tokio::task::JoinSet::new();
     for (i, target) in targets.iter().copied().enumerate() {
+        // Per target: the reflected fixed header's length is the family's.
+        let opts = crate::sender_ext::target_options(&s.tlv_options, target);
+        let templates = request_templates(&registry, &opts)?;
+        let templates = crate::sender_ext::order_templates(&registry, templates);
         let session = SenderSession::new(config.clone(), registry.clone(), templates.clone())?;
         let (plan, clock, shutdown) = (plan.clone(), clock.clone(), shutdown.clone());
         let metrics = metrics.as_ref().map(|m| m.target(i));
@@ -166,6 +171,7 @@ async fn run_target(
     };
     let transport =
         UdpTransport::bind(local, &opts).map_err(|e| format!("cannot bind {local}: {e}"))?;
+    crate::sender_ext::set_destination_options(&transport, plan.dest_opt_len, target)?;
     let mut session = session;
     session.set_remote(target);
     tracing::info!(%target, local = %transport.local_addr().map_err(|e| e.to_string())?, len = session.packet_len(), "sending");

@@ -107,14 +107,21 @@ impl RawTransport {
         drop_everything(udp.socket().as_fd())?;
         let local = udp.local_addr()?;
         let proto = Protocol::from(i32::from((libc::ETH_P_ALL as u16).to_be()));
-        let rx = Socket::new(Domain::PACKET, Type::DGRAM.nonblocking().cloexec(), Some(proto))
-            .map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!("packet socket (the raw transport needs CAP_NET_RAW): {e}"),
-                )
-            })?;
+        let rx = Socket::new(
+            Domain::PACKET,
+            Type::DGRAM.nonblocking().cloexec(),
+            Some(proto),
+        )
+        .map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("packet socket (the raw transport needs CAP_NET_RAW): {e}"),
+            )
+        })?;
         let _ = rx.set_recv_buffer_size(4 << 20);
+        // PACKET_AUXDATA: tells whether a packet's checksum is still to be
+        // computed (checksum offload on lo / veth), see recv_packet.
+        set_int_option(rx.as_fd(), libc::SOL_PACKET, libc::PACKET_AUXDATA, 1)?;
         let udp_caps = udp.capabilities();
         let caps = TransportCapabilities {
             ttl: true,
@@ -164,21 +171,25 @@ impl RawTransport {
                 break;
             }
             let buf = &mut bufs[kept];
-            let (n, sll) = match recv_packet(fd, buf) {
+            let got = match recv_packet(fd, buf) {
                 Ok(x) => x,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock && kept > 0 => break,
                 Err(e) => return Err(e),
             };
+            let (n, sll) = (got.len, got.sll);
             if usize::from(sll.sll_pkttype) != usize::from(libc::PACKET_HOST) {
                 continue;
             }
+            let proto = u16::from_be(sll.sll_protocol);
             if n > buf.len() {
-                // MSG_TRUNC reports the real length: count it if it was ours.
-                self.counters.oversized.fetch_add(1, Ordering::Relaxed);
+                // MSG_TRUNC reports the real length: count it if it was ours
+                // (the headers are in the buffer).
+                if self.classify(proto, &buf[..], true).is_some() {
+                    self.counters.oversized.fetch_add(1, Ordering::Relaxed);
+                }
                 continue;
             }
-            let proto = u16::from_be(sll.sll_protocol);
-            let Some(found) = self.classify(proto, &buf[..n]) else {
+            let Some(found) = self.classify(proto, &buf[..n], got.skip_checksum) else {
                 continue;
             };
             let meta = &mut metas[kept];
@@ -201,15 +212,15 @@ impl RawTransport {
 
     /// Is `pkt` (an IPv4 or IPv6 packet) a UDP datagram for us? Returns its
     /// metadata with `ip_header_len` set and where the payload starts.
-    fn classify(&self, proto: u16, pkt: &[u8]) -> Option<Found> {
+    fn classify(&self, proto: u16, pkt: &[u8], skip_checksum: bool) -> Option<Found> {
         match proto {
-            ETH_P_IP => self.classify_v4(pkt),
-            ETH_P_IPV6 => self.classify_v6(pkt),
+            ETH_P_IP => self.classify_v4(pkt, skip_checksum),
+            ETH_P_IPV6 => self.classify_v6(pkt, skip_checksum),
             _ => None,
         }
     }
 
-    fn classify_v4(&self, pkt: &[u8]) -> Option<Found> {
+    fn classify_v4(&self, pkt: &[u8], skip_checksum: bool) -> Option<Found> {
         let ip = Ipv4Packet::new(pkt)?;
         let hl = usize::from(ip.get_header_length()) * 4;
         let total = usize::from(ip.get_total_length());
@@ -237,11 +248,14 @@ impl RawTransport {
         }
         let u = UdpPacket::new(&pkt[hl..hl + ulen])?;
         let sum = u.get_checksum();
-        if sum != 0 && sum != udp::ipv4_checksum(&u, &src, &dst) {
+        if !skip_checksum && sum != 0 && sum != udp::ipv4_checksum(&u, &src, &dst) {
             self.counters.bad_checksum.fetch_add(1, Ordering::Relaxed);
             return None;
         }
-        let mut meta = RecvMeta::new(ulen - UDP_HEADER, SocketAddr::new(IpAddr::V4(src), u.get_source()));
+        let mut meta = RecvMeta::new(
+            ulen - UDP_HEADER,
+            SocketAddr::new(IpAddr::V4(src), u.get_source()),
+        );
         meta.dst = Some(IpAddr::V4(dst));
         meta.dst_port = u.get_destination();
         meta.ttl = Some(ip.get_ttl());
@@ -254,7 +268,7 @@ impl RawTransport {
         })
     }
 
-    fn classify_v6(&self, pkt: &[u8]) -> Option<Found> {
+    fn classify_v6(&self, pkt: &[u8], skip_checksum: bool) -> Option<Found> {
         let ip = Ipv6Packet::new(pkt)?;
         let end = 40 + usize::from(ip.get_payload_length());
         if ip.get_version() != 6 || end > pkt.len() {
@@ -298,11 +312,14 @@ impl RawTransport {
         }
         let u = UdpPacket::new(&pkt[off..off + ulen])?;
         // IPv6 UDP checksums are mandatory (RFC 8200 §8.1).
-        if u.get_checksum() != udp::ipv6_checksum(&u, &src, &dst) {
+        if !skip_checksum && u.get_checksum() != udp::ipv6_checksum(&u, &src, &dst) {
             self.counters.bad_checksum.fetch_add(1, Ordering::Relaxed);
             return None;
         }
-        let mut meta = RecvMeta::new(ulen - UDP_HEADER, SocketAddr::new(IpAddr::V6(src), u.get_source()));
+        let mut meta = RecvMeta::new(
+            ulen - UDP_HEADER,
+            SocketAddr::new(IpAddr::V6(src), u.get_source()),
+        );
         meta.dst = Some(IpAddr::V6(dst));
         meta.dst_port = u.get_destination();
         meta.ttl = Some(ip.get_hop_limit());
@@ -344,27 +361,88 @@ struct Found {
     payload_at: usize,
 }
 
-/// One recvfrom(2) on the packet socket; returns the packet's real length
-/// (MSG_TRUNC: may exceed `buf`) and its link-level address.
-fn recv_packet(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, libc::sockaddr_ll)> {
+/// What recvmsg(2) on the packet socket tells about one packet.
+struct Received {
+    /// Real length (MSG_TRUNC: may exceed the buffer).
+    len: usize,
+    /// Link-level address: protocol, interface, packet type.
+    sll: libc::sockaddr_ll,
+    /// The UDP checksum is not computed yet (a locally sent packet on `lo`
+    /// or `veth`: checksum offload, TP_STATUS_CSUMNOTREADY) or was already
+    /// verified by the device (TP_STATUS_CSUM_VALID): do not check it.
+    skip_checksum: bool,
+}
+
+/// Room for one PACKET_AUXDATA control message.
+#[repr(C, align(8))]
+struct AuxBuf([u8; 64]);
+
+/// One recvmsg(2) on the packet socket, with the PACKET_AUXDATA control
+/// message (packet(7)) asked for in [`RawTransport::bind`].
+fn recv_packet(fd: RawFd, buf: &mut [u8]) -> io::Result<Received> {
     let mut sll: libc::sockaddr_ll = zeroed();
-    let mut len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-    // Safety: `buf` is valid for writes of `buf.len()` octets and `sll` for
-    // `len` octets; the kernel writes at most that much into each.
-    let n = unsafe {
-        libc::recvfrom(
-            fd,
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            libc::MSG_DONTWAIT | libc::MSG_TRUNC,
-            std::ptr::addr_of_mut!(sll).cast(),
-            &mut len,
-        )
+    let mut aux = AuxBuf([0; 64]);
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
     };
+    let mut msg: libc::msghdr = zeroed();
+    msg.msg_name = std::ptr::addr_of_mut!(sll).cast();
+    msg.msg_namelen = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = aux.0.as_mut_ptr().cast();
+    msg.msg_controllen = aux.0.len() as _;
+    // Safety: every pointer in `msg` points at a live local (`sll`, `iov`
+    // over `buf`, `aux`) valid for the lengths given; the kernel writes
+    // within them.
+    let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_DONTWAIT | libc::MSG_TRUNC) };
     if n < 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok((n as usize, sll))
+    let mut skip_checksum = false;
+    // Safety: `msg` was filled by recvmsg; CMSG_FIRSTHDR / CMSG_NXTHDR stay
+    // within `msg_control[..msg_controllen]`, and a PACKET_AUXDATA message's
+    // data holds a tpacket_auxdata (read unaligned, length checked).
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            let hdr = &*c;
+            let want = libc::CMSG_LEN(std::mem::size_of::<libc::tpacket_auxdata>() as u32) as usize;
+            if hdr.cmsg_level == libc::SOL_PACKET
+                && hdr.cmsg_type == libc::PACKET_AUXDATA
+                && hdr.cmsg_len as usize >= want
+            {
+                let a: libc::tpacket_auxdata = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
+                skip_checksum =
+                    a.tp_status & (libc::TP_STATUS_CSUMNOTREADY | libc::TP_STATUS_CSUM_VALID) != 0;
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    Ok(Received {
+        len: n as usize,
+        sll,
+        skip_checksum,
+    })
+}
+
+/// setsockopt(2) of one `int`.
+fn set_int_option(fd: BorrowedFd<'_>, level: i32, name: i32, v: libc::c_int) -> io::Result<()> {
+    // Safety: `v` is a live int for the duration of the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            std::ptr::addr_of!(v).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Attach a classic BPF program that accepts nothing (one instruction:
@@ -461,6 +539,12 @@ mod tests {
         buf
     }
 
+    impl RawTransport {
+        fn classify_t(&self, proto: u16, pkt: &[u8]) -> Option<Found> {
+            self.classify(proto, pkt, false)
+        }
+    }
+
     async fn transport() -> Option<RawTransport> {
         match RawTransport::bind("127.0.0.1:0".parse().unwrap(), &UdpOptions::default()) {
             Ok(t) => Some(t),
@@ -477,7 +561,7 @@ mod tests {
         };
         let port = t.local.port();
         let ok = v4_packet([127, 0, 0, 2], [127, 0, 0, 1], 40000, port, b"hello");
-        let f = t.classify(ETH_P_IP, &ok).expect("ours");
+        let f = t.classify_t(ETH_P_IP, &ok).expect("ours");
         assert_eq!(f.meta.len, 5);
         assert_eq!(f.meta.src, "127.0.0.2:40000".parse().unwrap());
         assert_eq!(f.meta.ttl, Some(61));
@@ -486,21 +570,21 @@ mod tests {
         assert_eq!(f.payload_at, 28);
         // Other port, other address, bad checksum, fragment, truncated.
         let other = v4_packet([127, 0, 0, 2], [127, 0, 0, 1], 40000, port ^ 1, b"x");
-        assert!(t.classify(ETH_P_IP, &other).is_none());
+        assert!(t.classify_t(ETH_P_IP, &other).is_none());
         let elsewhere = v4_packet([127, 0, 0, 2], [127, 0, 0, 9], 40000, port, b"x");
-        assert!(t.classify(ETH_P_IP, &elsewhere).is_none());
+        assert!(t.classify_t(ETH_P_IP, &elsewhere).is_none());
         let mut bad = ok.clone();
         bad[30] ^= 1;
-        assert!(t.classify(ETH_P_IP, &bad).is_none());
+        assert!(t.classify_t(ETH_P_IP, &bad).is_none());
         assert_eq!(t.counters.bad_checksum.load(Ordering::Relaxed), 1);
         let mut frag = ok.clone();
         frag[6] = 0x20; // MF
-        assert!(t.classify(ETH_P_IP, &frag).is_none());
+        assert!(t.classify_t(ETH_P_IP, &frag).is_none());
         assert_eq!(t.counters.fragments.load(Ordering::Relaxed), 1);
-        assert!(t.classify(ETH_P_IP, &ok[..25]).is_none());
-        assert!(t.classify(ETH_P_IPV6, &ok).is_none());
+        assert!(t.classify_t(ETH_P_IP, &ok[..25]).is_none());
+        assert!(t.classify_t(ETH_P_IPV6, &ok).is_none());
         // Our own reply to a sender on our own port.
         let own = v4_packet([127, 0, 0, 1], [127, 0, 0, 1], port, port, b"x");
-        assert!(t.classify(ETH_P_IP, &own).is_none());
+        assert!(t.classify_t(ETH_P_IP, &own).is_none());
     }
 }

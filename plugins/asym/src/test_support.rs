@@ -35,6 +35,7 @@ impl Fixture {
                 ttl: Some(64),
                 tos: Some(0),
                 rx_time: None,
+                ip_header_len: 0,
             },
             mode: AuthMode::Open,
         }

@@ -22,7 +22,11 @@ pub(crate) fn target_is_v6(opts: &TlvOptions) -> Result<bool, String> {
 }
 
 /// A selector of exactly `len` octets in hex under `key`.
-pub(crate) fn selector(opts: &TlvOptions, key: &str, len: usize) -> Result<Option<Vec<u8>>, String> {
+pub(crate) fn selector(
+    opts: &TlvOptions,
+    key: &str,
+    len: usize,
+) -> Result<Option<Vec<u8>>, String> {
     let Some(raw) = opts.get(key) else {
         return Ok(None);
     };
@@ -31,8 +35,8 @@ pub(crate) fn selector(opts: &TlvOptions, key: &str, len: usize) -> Result<Optio
         .strip_prefix("0x")
         .or_else(|| digits.strip_prefix("0X"))
         .unwrap_or(digits);
-    let bytes = decode_hex(digits)
-        .ok_or_else(|| format!("--{key} {raw}: expected {len} octets in hex"))?;
+    let bytes =
+        decode_hex(digits).ok_or_else(|| format!("--{key} {raw}: expected {len} octets in hex"))?;
     if bytes.len() != len {
         return Err(format!("--{key} {raw}: expected {len} octets in hex"));
     }

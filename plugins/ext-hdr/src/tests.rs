@@ -231,7 +231,10 @@ fn sender_requests_follow_the_options() {
         request_value(&e, &[("reflected-ipv6-ext-hdr", "true")]).unwrap_err(),
         "--reflected-ipv6-ext-hdr needs an IPv6 target"
     );
-    let v6 = [("reflected-ipv6-ext-hdr", "true"), ("target-family", "ipv6")];
+    let v6 = [
+        ("reflected-ipv6-ext-hdr", "true"),
+        ("target-family", "ipv6"),
+    ];
     assert_eq!(request_value(&e, &v6).unwrap(), Some(vec![0; 8]));
     let mut with_len = v6.to_vec();
     with_len.push(("ipv6-dest-opt-len", "24"));
@@ -284,8 +287,14 @@ fn decode_shows_the_header_fields() {
         "len=16 requested=11011e0c00010203 reflected=0405060708090a0b"
     );
     assert_eq!(r.fields["next_header"], 17);
-    assert!(e.decode(TlvFlags::C, &[0; 16], &ctx).summary.contains("(C)"));
-    assert!(f.decode(TlvFlags::C, &[0; 20], &ctx).summary.contains("(C)"));
+    assert!(e
+        .decode(TlvFlags::C, &[0; 16], &ctx)
+        .summary
+        .contains("(C)"));
+    assert!(f
+        .decode(TlvFlags::C, &[0; 20], &ctx)
+        .summary
+        .contains("(C)"));
 }
 
 #[test]
