@@ -313,6 +313,21 @@ pub trait TlvHandler: Send + Sync + 'static {
         false
     }
 
+    /// Sender: decode the reflected Value of a TLV that sits in the reply's
+    /// TLV area `tlv_area`, for TLVs whose meaning depends on other TLVs of
+    /// the packet (bit error rate counting over the Extra Padding TLV on the
+    /// reverse path). By default the area is not looked at.
+    fn decode_in_packet(
+        &self,
+        flags: TlvFlags,
+        value: &[u8],
+        ctx: &DecodeContext<'_>,
+        tlv_area: &[u8],
+    ) -> TlvReport {
+        let _ = tlv_area;
+        self.decode(flags, value, ctx)
+    }
+
     /// Sender: decode the reflected Value.
     fn decode(&self, flags: TlvFlags, value: &[u8], ctx: &DecodeContext<'_>) -> TlvReport {
         let _ = ctx;

@@ -720,7 +720,7 @@ impl SenderSession {
             };
             let report = match self.registry.get(t.tlv_type) {
                 Some(h) if t.flags.unrecognized() && h.decodes_refusals() => {
-                    h.decode(t.flags, t.value, &ctx)
+                    h.decode_in_packet(t.flags, t.value, &ctx, area)
                 }
                 _ if t.flags.unrecognized() => TlvReport::new(
                     t.tlv_type,
@@ -728,7 +728,7 @@ impl SenderSession {
                     t.flags,
                     format!("type {} not processed by the reflector", t.tlv_type.0),
                 ),
-                Some(h) => h.decode(t.flags, t.value, &ctx),
+                Some(h) => h.decode_in_packet(t.flags, t.value, &ctx, area),
                 None => TlvReport::new(
                     t.tlv_type,
                     "unknown",
