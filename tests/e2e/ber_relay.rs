@@ -13,8 +13,8 @@ use serde_json::Value;
 use stamp_tests::relay::{Action, Impairment, Record, Relay};
 use stamp_tests::{json_lines, run, Reflector};
 
-/// `--ber` with the default 64 octets of FF00: base 44 + Bit Pattern TLV 6
-/// + Bit Error Count 8 + Maximum Burst 8 + Extra Padding header 4 = 70; the
+/// `--ber` with the default 64 octets of FF00: base 44, Bit Pattern TLV 6,
+/// Bit Error Count 8, Maximum Burst 8, Extra Padding header 4, so the
 /// padding is octets 70..134 of the datagram, both ways.
 const LEN: usize = 134;
 const PADDING: (usize, usize) = (70, 134);

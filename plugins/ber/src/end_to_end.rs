@@ -297,7 +297,7 @@ fn sender_sees_forward_errors_and_counts_reverse_ones() {
         lines(&reports),
         [
             "ber-pattern [-] pattern a5",
-            "ber [-] errors 3",
+            "ber [-] errors 3, reverse errors 4 burst 4",
             "ber-burst [-] burst 2",
         ]
     );
@@ -317,7 +317,7 @@ fn clean_paths_report_zero() {
         lines(&reports),
         [
             "ber-pattern [-] pattern ff00",
-            "ber [-] errors 0",
+            "ber [-] errors 0, reverse errors 0 burst 0",
             "ber-burst [-] burst 0",
         ]
     );
@@ -336,7 +336,7 @@ fn moved_codes_work_when_the_settings_name_them() {
         lines(&reports),
         [
             "ber-pattern [-] pattern ff00",
-            "ber [-] errors 8",
+            "ber [-] errors 8, reverse errors 0 burst 0",
             "ber-burst [-] burst 8",
         ]
     );
