@@ -250,11 +250,16 @@ fn worker(
 trait Counted: Transport {
     /// Datagrams dropped for their size.
     fn oversized(&self) -> u64;
+    /// The UDP socket replies leave from (for replies sent one by one).
+    fn reply_udp(&self) -> &UdpTransport;
 }
 
 impl Counted for UdpTransport {
     fn oversized(&self) -> u64 {
         self.truncated()
+    }
+    fn reply_udp(&self) -> &UdpTransport {
+        self
     }
 }
 
@@ -263,6 +268,39 @@ impl Counted for stamp_net::RawTransport {
     fn oversized(&self) -> u64 {
         self.truncated()
     }
+    fn reply_udp(&self) -> &UdpTransport {
+        self.reply_socket()
+    }
+}
+
+/// Send a reply along an SRv6 segment list (RFC 9503 Return Path): the
+/// SIDs are in the reply itself at `route`; a Segment Routing Header is
+/// attached for this one datagram (`stamp_net::exthdr::send_with_srh`).
+fn send_srv6<T: Counted>(
+    transport: &T,
+    reply: &[u8],
+    dst: SocketAddr,
+    route: stamp_core::Srv6Route,
+) -> Result<(), String> {
+    use std::os::fd::AsFd;
+    let at = usize::from(route.offset);
+    let sids: Vec<std::net::Ipv6Addr> = reply
+        .get(at..at + 16 * usize::from(route.count))
+        .ok_or("segment list outside the reply")?
+        .chunks_exact(16)
+        .map(|c| <[u8; 16]>::try_from(c).map(std::net::Ipv6Addr::from))
+        .collect::<Result<_, _>>()
+        .map_err(|_| "bad segment")?;
+    let srh = stamp_net::exthdr::segment_routing_header(&sids).ok_or("bad segment list")?;
+    let SocketAddr::V6(dst) = dst else {
+        return Err(format!(
+            "{dst}: an SRv6 return path needs an IPv6 destination"
+        ));
+    };
+    let fd = transport.reply_udp().socket().as_fd();
+    stamp_net::exthdr::send_with_srh(fd, reply, dst, &srh)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 async fn run_worker<T: Counted>(
@@ -356,6 +394,22 @@ async fn serve<T: Counted>(
             // The request, and the received IP header after it when the
             // transport saw one (raw transport).
             match reflector.process_received(&rx_bufs[i], meta, now, &clock, &mut tx_bufs[k]) {
+                Outcome::Reply {
+                    len,
+                    plan:
+                        stamp_core::ReplyPlan {
+                            srv6_route: Some(route),
+                            dst,
+                            ..
+                        },
+                } => {
+                    // Sent at once, on its own: the routing header is a
+                    // per-socket option set for this one datagram.
+                    if let Err(e) = send_srv6(&transport, &tx_bufs[k][..len], dst, route) {
+                        send_errors += 1;
+                        tracing::warn!(error = %e, peer = %dst, "SRv6 reply failed");
+                    }
+                }
                 Outcome::Reply { len, plan } => {
                     let mut m = SendMeta::new(len, plan.dst);
                     m.src = plan.src;

@@ -37,6 +37,20 @@ pub enum TlvVerdict {
     Discard,
 }
 
+/// An SRv6 segment list the reply must follow (RFC 9503 §4.1.3.2): `count`
+/// 16-octet SIDs, first segment first, stored in the reply itself (the
+/// echoed Return Path sub-TLV). While handlers run, `offset` is the
+/// position of the first SID in the TLV area; once
+/// [`crate::reflector::Reflector::process`] returns it is the position in
+/// the reply buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Srv6Route {
+    /// Offset of the first SID.
+    pub offset: u16,
+    /// Number of SIDs.
+    pub count: u8,
+}
+
 /// How the driver sends the reply. Handlers adjust it; the driver carries it
 /// out. Plugins never see sockets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +69,10 @@ pub struct ReplyPlan {
     pub copy_interval_ns: u32,
     /// Length of each reply (0 = the length the reflector computed).
     pub reply_len: usize,
+    /// Send the reply with an SRv6 Segment Routing Header along these
+    /// segments, then to `dst` (only set by a handler whose plugin settings
+    /// say the driver can: `srv6-return-path`).
+    pub srv6_route: Option<Srv6Route>,
 }
 
 impl ReplyPlan {
@@ -68,6 +86,7 @@ impl ReplyPlan {
             copies: 1,
             copy_interval_ns: 0,
             reply_len: 0,
+            srv6_route: None,
         }
     }
 }

@@ -448,6 +448,10 @@ impl Reflector {
         if plan.suppress {
             return Err(DropReason::Suppressed);
         }
+        // The segment list's offset is the TLV area's; make it the reply's.
+        if let Some(r) = &mut plan.srv6_route {
+            r.offset = r.offset.saturating_add(base as u16);
+        }
 
         let mut out = ReflectorPacket::new_unchecked(head, mode);
         let mut repr = ReflectorRepr {

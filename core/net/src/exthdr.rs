@@ -3,8 +3,13 @@
 //! every datagram sent on the socket, so a reflector that reflects
 //! extension headers (draft-ietf-ippm-stamp-ext-hdr) has one to return.
 //! Setting it needs CAP_NET_RAW on Linux.
+//!
+//! Also the reflector's SRv6 return path (RFC 9503 §4.1.3.2): a reply sent
+//! with a Segment Routing Header (RFC 8754) through a sticky IPV6_RTHDR set
+//! for that one datagram ([`send_with_srh`]).
 
 use std::io;
+use std::net::{Ipv6Addr, SocketAddrV6};
 use std::os::fd::{AsRawFd, BorrowedFd};
 
 /// Option type used to fill the header: 0x1E, an experimental option
@@ -75,9 +80,143 @@ pub fn set_destination_options(fd: BorrowedFd<'_>, header: &[u8]) -> io::Result<
     ))
 }
 
+/// A Segment Routing Header (RFC 8754 §2) for a datagram that visits
+/// `sids` in order and then its destination: Segment List[0] is left for
+/// the kernel to fill with the destination (`ipv6_push_rthdr4`), [1..] are
+/// the SIDs last first; Segments Left = Last Entry = `sids.len()`. `None`
+/// for no SID or more than 126.
+pub fn segment_routing_header(sids: &[Ipv6Addr]) -> Option<Vec<u8>> {
+    let n = sids.len();
+    if n == 0 || n > 126 {
+        return None;
+    }
+    let mut h = vec![0u8; 8 + 16 * (n + 1)];
+    h[1] = (2 * (n + 1)) as u8; // Hdr Ext Len, 8-octet units after the first 8
+    h[2] = 4; // Routing Type: SRH
+    h[3] = n as u8; // Segments Left
+    h[4] = n as u8; // Last Entry
+    for (i, sid) in sids.iter().rev().enumerate() {
+        let at = 8 + 16 * (i + 1);
+        h[at..at + 16].copy_from_slice(&sid.octets());
+    }
+    Some(h)
+}
+
+/// Send `data` to `dst` on the IPv6 UDP socket `fd` with the Segment
+/// Routing Header `srh` ([`segment_routing_header`]): set it as the sticky
+/// IPV6_RTHDR (ipv6(7); the ancillary-data form accepts only type 2 on
+/// Linux), send, and clear it again, so no other datagram carries it. For
+/// a single-threaded driver (the option is per socket). The kernel fills
+/// Segment List[0] with `dst`, sends to the first SID and computes the UDP
+/// checksum for the final destination.
+#[cfg(target_os = "linux")]
+pub fn send_with_srh(
+    fd: BorrowedFd<'_>,
+    data: &[u8],
+    dst: SocketAddrV6,
+    srh: &[u8],
+) -> io::Result<usize> {
+    set_rthdr(fd, srh)?;
+    let sent = socket2::SockRef::from(&fd).send_to(data, &dst.into());
+    let cleared = set_rthdr(fd, &[]);
+    let n = sent?;
+    cleared?;
+    Ok(n)
+}
+
+/// Not available off Linux.
+#[cfg(not(target_os = "linux"))]
+pub fn send_with_srh(
+    fd: BorrowedFd<'_>,
+    data: &[u8],
+    dst: SocketAddrV6,
+    srh: &[u8],
+) -> io::Result<usize> {
+    let _ = (fd.as_raw_fd(), data, dst, srh);
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "segment routing headers need Linux",
+    ))
+}
+
+#[cfg(target_os = "linux")]
+fn set_rthdr(fd: BorrowedFd<'_>, srh: &[u8]) -> io::Result<()> {
+    let len = libc::socklen_t::try_from(srh.len())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let ptr = if srh.is_empty() {
+        std::ptr::null()
+    } else {
+        srh.as_ptr().cast()
+    };
+    // Safety: `ptr` is null with length 0 (clears the option) or points at
+    // `len` readable octets, which the kernel copies during the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::IPPROTO_IPV6,
+            libc::IPV6_RTHDR,
+            ptr,
+            len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn srh_layout() {
+        let a: Ipv6Addr = "2001:db8::a".parse().unwrap();
+        let b: Ipv6Addr = "2001:db8::b".parse().unwrap();
+        let h = segment_routing_header(&[a, b]).unwrap();
+        assert_eq!(h.len(), 8 + 48);
+        assert_eq!(&h[..8], &[0, 6, 4, 2, 2, 0, 0, 0]);
+        assert_eq!(&h[8..24], &[0; 16], "final destination: the kernel's");
+        assert_eq!(&h[24..40], &b.octets(), "last segment first");
+        assert_eq!(&h[40..56], &a.octets());
+        assert!(segment_routing_header(&[]).is_none());
+        assert!(segment_routing_header(&vec![a; 127]).is_none());
+    }
+
+    #[test]
+    fn srh_send_on_loopback_reaches_the_final_destination() {
+        use std::os::fd::AsFd;
+        let Ok(rx) = std::net::UdpSocket::bind("[::1]:0") else {
+            eprintln!("skipped: no IPv6 loopback");
+            return;
+        };
+        rx.set_read_timeout(Some(std::time::Duration::from_millis(300)))
+            .unwrap();
+        let tx = std::net::UdpSocket::bind("[::1]:0").unwrap();
+        let std::net::SocketAddr::V6(dst) = rx.local_addr().unwrap() else {
+            unreachable!()
+        };
+        // One segment: ::1 itself, then the final destination ::1.
+        let srh = segment_routing_header(&[Ipv6Addr::LOCALHOST]).unwrap();
+        match send_with_srh(tx.as_fd(), b"srv6", dst, &srh) {
+            Ok(n) => assert_eq!(n, 4),
+            Err(e) => {
+                eprintln!("skipped: the kernel refused the SRH: {e}");
+                return;
+            }
+        }
+        // The option is cleared: a plain datagram still goes out.
+        tx.send_to(b"plain", dst).unwrap();
+        let mut buf = [0u8; 16];
+        let mut got = Vec::new();
+        while let Ok(n) = rx.recv(&mut buf) {
+            got.push(buf[..n].to_vec());
+            if got.len() == 2 {
+                break;
+            }
+        }
+        assert!(got.contains(&b"plain".to_vec()), "{got:?}");
+    }
 
     #[test]
     fn header_layout() {

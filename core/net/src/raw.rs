@@ -144,6 +144,11 @@ impl RawTransport {
         })
     }
 
+    /// The bound UDP socket the replies leave from.
+    pub fn reply_socket(&self) -> &UdpTransport {
+        &self.udp
+    }
+
     /// Packets refused after parsing (checksum, fragments, size).
     pub fn counters(&self) -> &RawCounters {
         &self.counters
