@@ -23,6 +23,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use std::os::fd::AsRawFd;
+
+use nix::sys::socket::{setsockopt, sockopt};
+
 use crate::netns::Netns;
 
 /// What the relay does to one direction of traffic. Probabilities are in
@@ -274,7 +278,56 @@ fn sockets(listen: SocketAddr, upstream: SocketAddr) -> io::Result<(UdpSocket, U
     Ok((l, u))
 }
 
+/// `recv_from` that also sets `arrived` to the kernel's receive time of the
+/// datagram (SO_TIMESTAMPNS), so the relay's own wake-up latency is not
+/// added to the delay it injects.
+fn recv_stamped(
+    sock: &UdpSocket,
+    buf: &mut [u8],
+    arrived: &mut Instant,
+) -> io::Result<(usize, SocketAddr)> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, SockaddrStorage};
+    let mut iov = [io::IoSliceMut::new(buf)];
+    let mut space = nix::cmsg_space!(nix::sys::time::TimeSpec);
+    let msg = recvmsg::<SockaddrStorage>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::empty(),
+    )
+    .map_err(io::Error::from)?;
+    let now = Instant::now();
+    let wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    *arrived = now;
+    if let Ok(cmsgs) = msg.cmsgs() {
+        for c in cmsgs {
+            if let ControlMessageOwned::ScmTimestampns(ts) = c {
+                let k = Duration::new(ts.tv_sec() as u64, ts.tv_nsec() as u32);
+                if let Some(ago) = wall.checked_sub(k) {
+                    if ago < Duration::from_millis(100) {
+                        *arrived = now - ago;
+                    }
+                }
+            }
+        }
+    }
+    let from = msg
+        .address
+        .and_then(|a: SockaddrStorage| {
+            if let Some(v4) = a.as_sockaddr_in() {
+                Some(SocketAddr::V4((*v4).into()))
+            } else {
+                a.as_sockaddr_in6().map(|v6| SocketAddr::V6((*v6).into()))
+            }
+        })
+        .ok_or_else(|| io::Error::other("no source address"))?;
+    Ok((msg.bytes, from))
+}
+
 const HOLD_LIMIT: Duration = Duration::from_millis(500);
+const SPIN: Duration = Duration::from_micros(200);
 
 impl Relay {
     /// Start a relay listening on `listen` (port 0 picks one) in this
@@ -358,9 +411,10 @@ impl Relay {
                     held: None,
                 };
                 let mut buf = vec![0u8; 65536];
+                let _ = setsockopt(&sock, sockopt::ReceiveTimestampns, &true);
                 while !stop.load(Ordering::Relaxed) {
-                    let got = sock.recv_from(&mut buf);
-                    let now = Instant::now();
+                    let mut now = Instant::now();
+                    let got = recv_stamped(&sock, &mut buf, &mut now);
                     match got {
                         Ok((n, from)) => {
                             if dir == Dir::Forward {
@@ -414,6 +468,23 @@ impl Relay {
                         .map(|Reverse(d)| d.at.saturating_duration_since(Instant::now()))
                         .unwrap_or(Duration::from_millis(20))
                         .min(Duration::from_millis(20));
+                    // Sleep until shortly before the next due time, then
+                    // spin (yielding) for the last stretch: a timed wait
+                    // wakes tens of microseconds late on a busy VM.
+                    if wait < SPIN {
+                        std::thread::yield_now();
+                        if let Ok((at, dir, bytes)) = rx.try_recv() {
+                            seq += 1;
+                            heap.push(Reverse(Due {
+                                at,
+                                seq,
+                                dir,
+                                bytes,
+                            }));
+                        }
+                        continue;
+                    }
+                    let wait = wait - SPIN;
                     match rx.recv_timeout(wait) {
                         Ok((at, dir, bytes)) => {
                             seq += 1;
