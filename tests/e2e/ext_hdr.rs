@@ -302,3 +302,21 @@ fn raw_transport_on_loopback_answers_each_request_once() {
     assert!(text.contains("Packets received: 20"), "{text}");
     assert!(text.contains("Packets reflected: 20"), "{text}");
 }
+
+#[test]
+fn raw_transport_without_cap_net_raw_fails_with_one_line() {
+    if !netns::require(&["setpriv"]) {
+        return;
+    }
+    // As nobody, without capabilities: the packet socket is refused.
+    let mut c = std::process::Command::new("setpriv");
+    c.args(["--reuid=65534", "--regid=65534", "--clear-groups"]);
+    c.arg(bin("stamp-suite"));
+    c.args(["-i", "--transport", "raw", "-S", "127.0.0.1", "-o", "0"]);
+    let out = run_command(&mut c, Duration::from_secs(10));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().filter(|l| !l.contains(" INFO ")).collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(lines[0].contains("CAP_NET_RAW"), "{err}");
+}
