@@ -40,8 +40,8 @@
 //!   several workers would each answer every request. The driver runs one
 //!   worker with this transport.
 //!
-//! Receive timestamps are not taken here (the driver reads the clock right
-//! after the batch): T2 is a user-space timestamp.
+//! Receive timestamps: SO_TIMESTAMPNS on the packet socket (the kernel's
+//! software receive time of the packet, as for the UDP transport).
 
 use std::fmt;
 use std::io;
@@ -54,6 +54,7 @@ use pnet_packet::ipv4::Ipv4Packet;
 use pnet_packet::ipv6::Ipv6Packet;
 use pnet_packet::udp::{self, UdpPacket};
 use socket2::{Domain, Protocol, Socket, Type};
+use stamp_core::clock::{TimestampSource, UnixNanos};
 use stamp_core::transport::{RecvMeta, SendMeta, Transport, TransportCapabilities};
 use tokio::io::unix::AsyncFd;
 
@@ -124,6 +125,9 @@ impl RawTransport {
         // PACKET_AUXDATA: tells whether a packet's checksum is still to be
         // computed (checksum offload on lo / veth), see recv_packet.
         set_int_option(rx.as_fd(), libc::SOL_PACKET, libc::PACKET_AUXDATA, 1)?;
+        // Kernel receive timestamps for T2 (socket(7)); optional.
+        let timestamps =
+            set_int_option(rx.as_fd(), libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, 1).is_ok();
         // Only incoming unicast IPv6, and IPv4 UDP to our port, wake us up.
         attach(rx.as_fd(), &port_filter(local.port()))?;
         // What queued before the filter was attached (the socket receives
@@ -138,7 +142,7 @@ impl RawTransport {
             dst_addr: true,
             set_tos: udp_caps.set_tos,
             set_src: udp_caps.set_src,
-            rx_timestamp: None,
+            rx_timestamp: timestamps.then_some(TimestampSource::Kernel),
             tx_timestamp: None,
             ip_header: true,
         };
@@ -209,6 +213,7 @@ impl RawTransport {
             let meta = &mut metas[kept];
             *meta = found.meta;
             meta.ifindex = u32::try_from(sll.sll_ifindex).unwrap_or(0);
+            meta.rx_time = got.rx_time.map(|t| (t, TimestampSource::Kernel));
             // Payload first, then the IP header (the UDP header after it is
             // left over and ignored).
             let end = found.payload_at + found.meta.len;
@@ -385,17 +390,19 @@ struct Received {
     /// or `veth`: checksum offload, TP_STATUS_CSUMNOTREADY) or was already
     /// verified by the device (TP_STATUS_CSUM_VALID): do not check it.
     skip_checksum: bool,
+    /// Kernel receive time (SO_TIMESTAMPNS), CLOCK_REALTIME.
+    rx_time: Option<UnixNanos>,
 }
 
-/// Room for one PACKET_AUXDATA control message.
+/// Room for the PACKET_AUXDATA and SO_TIMESTAMPNS control messages.
 #[repr(C, align(8))]
-struct AuxBuf([u8; 64]);
+struct AuxBuf([u8; 128]);
 
 /// One recvmsg(2) on the packet socket, with the PACKET_AUXDATA control
 /// message (packet(7)) asked for in [`RawTransport::bind`].
 fn recv_packet(fd: RawFd, buf: &mut [u8]) -> io::Result<Received> {
     let mut sll: libc::sockaddr_ll = zeroed();
-    let mut aux = AuxBuf([0; 64]);
+    let mut aux = AuxBuf([0; 128]);
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
         iov_len: buf.len(),
@@ -415,9 +422,11 @@ fn recv_packet(fd: RawFd, buf: &mut [u8]) -> io::Result<Received> {
         return Err(io::Error::last_os_error());
     }
     let mut skip_checksum = false;
+    let mut rx_time = None;
     // Safety: `msg` was filled by recvmsg; CMSG_FIRSTHDR / CMSG_NXTHDR stay
-    // within `msg_control[..msg_controllen]`, and a PACKET_AUXDATA message's
-    // data holds a tpacket_auxdata (read unaligned, length checked).
+    // within `msg_control[..msg_controllen]`; a PACKET_AUXDATA message's
+    // data holds a tpacket_auxdata and an SCM_TIMESTAMPNS one a timespec
+    // (both read unaligned, lengths checked).
     unsafe {
         let mut c = libc::CMSG_FIRSTHDR(&msg);
         while !c.is_null() {
@@ -431,6 +440,16 @@ fn recv_packet(fd: RawFd, buf: &mut [u8]) -> io::Result<Received> {
                 skip_checksum =
                     a.tp_status & (libc::TP_STATUS_CSUMNOTREADY | libc::TP_STATUS_CSUM_VALID) != 0;
             }
+            let want_ts = libc::CMSG_LEN(std::mem::size_of::<libc::timespec>() as u32) as usize;
+            if hdr.cmsg_level == libc::SOL_SOCKET
+                && hdr.cmsg_type == libc::SO_TIMESTAMPNS
+                && hdr.cmsg_len as usize >= want_ts
+            {
+                let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
+                if let (Ok(sec), Ok(nsec)) = (u64::try_from(ts.tv_sec), u64::try_from(ts.tv_nsec)) {
+                    rx_time = Some(UnixNanos(sec * 1_000_000_000 + nsec));
+                }
+            }
             c = libc::CMSG_NXTHDR(&msg, c);
         }
     }
@@ -438,6 +457,7 @@ fn recv_packet(fd: RawFd, buf: &mut [u8]) -> io::Result<Received> {
         len: n as usize,
         sll,
         skip_checksum,
+        rx_time,
     })
 }
 
