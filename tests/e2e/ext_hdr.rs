@@ -128,22 +128,26 @@ fn raw_transport_reflects_the_received_ipv4_header() {
     assert!(ids.len() > 1, "{ids:?}");
 
     // With a selector (version/IHL, TOS, total length as sent: 44 + the
-    // 24-octet TLV = 68, + 28 = 96 = 0x60) the TOS is known and matched.
-    let out = send(
-        &t.sender,
-        "10.2.0.2",
-        port,
-        &[
-            "--reflected-fixed-hdr",
-            "--dscp",
-            "10",
-            "--tlv-opt",
-            "reflected-fixed-hdr-selector=45280060",
-        ],
-    );
-    for h in tlvs(&out, "fixed-hdr") {
-        assert_eq!(h["flags"], "-", "{h}");
-        assert_eq!(h["tos"], 40, "{h}");
+    // 24-octet TLV = 68, + 28 = 96 = 0x60) the TOS is known and matched;
+    // `auto` builds the same selector from --dscp and the request length.
+    for selector in ["45280060", "auto"] {
+        let out = send(
+            &t.sender,
+            "10.2.0.2",
+            port,
+            &[
+                "--reflected-fixed-hdr",
+                "--dscp",
+                "10",
+                "--tlv-opt",
+                &format!("reflected-fixed-hdr-selector={selector}"),
+            ],
+        );
+        for h in tlvs(&out, "fixed-hdr") {
+            assert_eq!(h["flags"], "-", "{selector}: {h}");
+            assert_eq!(h["tos"], 40, "{h}");
+            assert_eq!(h["ttl"], 254, "{h}");
+        }
     }
     // A selector that does not match (TOS 0 asked, 40 sent): C.
     let out = send(
@@ -164,8 +168,8 @@ fn raw_transport_reflects_the_received_ipv4_header() {
     assert_eq!(icmp_unreachables_sent(&t.reflector), 0);
     let (status, summary, _) = refl.interrupt();
     assert!(status.success());
-    assert!(summary.contains("Packets received: 15"), "{summary}");
-    assert!(summary.contains("Packets reflected: 15"), "{summary}");
+    assert!(summary.contains("Packets received: 20"), "{summary}");
+    assert!(summary.contains("Packets reflected: 20"), "{summary}");
     drop(t.router);
 }
 

@@ -252,6 +252,8 @@ pub struct RequestContext {
     pub sent_before: u64,
     /// SSID of the session.
     pub ssid: u16,
+    /// Length of the request (the UDP payload), octets.
+    pub packet_len: usize,
 }
 
 /// What the sender knows when it decodes a reflected TLV.

@@ -413,6 +413,7 @@ impl SenderSession {
             seq,
             sent_before: self.stats.sent,
             ssid: self.config.ssid,
+            packet_len: len,
         };
         for (t, &(off, vlen)) in self.templates.iter().zip(&self.layout) {
             emit_header(&mut area[off..], TlvFlags::U, t.tlv_type, vlen as u16);

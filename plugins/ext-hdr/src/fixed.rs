@@ -23,8 +23,8 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use serde_json::Value;
 use stamp_core::{
-    DecodeContext, ReflectContext, TlvHandler, TlvOptions, TlvReport, TlvSlot, TlvTemplate,
-    TlvVerdict,
+    DecodeContext, ReflectContext, RequestContext, TlvHandler, TlvOptions, TlvReport, TlvSlot,
+    TlvTemplate, TlvVerdict,
 };
 use stamp_wire::{TlvFlags, TlvType};
 
@@ -33,8 +33,14 @@ use crate::options;
 
 /// Sender option (flag): add the Reflected Fixed Header Data TLV.
 pub const OPT_FIXED: &str = "reflected-fixed-hdr";
-/// Sender option: the 4-octet Requested selector, hex.
+/// Sender option: the 4-octet Requested selector, hex, or `auto` (IPv4
+/// targets: version/IHL 0x45, the sender's TOS from `dscp` / `ecn`, and the
+/// total length of each request, filled per packet).
 pub const OPT_FIXED_SELECTOR: &str = "reflected-fixed-hdr-selector";
+
+/// IPv4 header plus UDP header, added to the request length for the
+/// IPv4 Total Length of an `auto` selector.
+const IPV4_UDP_OVERHEAD: usize = 28;
 /// Length of the Requested field.
 pub const REQUESTED_LEN: usize = 4;
 
@@ -98,6 +104,22 @@ impl TlvHandler for FixedHeaderHandler {
             IPV4_FIXED_LEN
         };
         let mut value = vec![0u8; len];
+        if opts.get(OPT_FIXED_SELECTOR).map(str::trim) == Some("auto") {
+            if len == IPV6_FIXED_LEN {
+                return Err(format!(
+                    "--{OPT_FIXED_SELECTOR} auto: IPv4 targets only (the IPv6 flow label is the kernel's choice)"
+                ));
+            }
+            let dscp: u8 = opts.parse("dscp")?.unwrap_or(0);
+            let ecn: u8 = opts.parse("ecn")?.unwrap_or(0);
+            value[0] = 0x45;
+            value[1] = (dscp << 2) | (ecn & 3);
+            // Total Length: per packet, in refresh.
+            return Ok(Some(TlvTemplate {
+                tlv_type: self.code,
+                value,
+            }));
+        }
         if let Some(sel) = options::selector(opts, OPT_FIXED_SELECTOR, REQUESTED_LEN)? {
             let want = if len == IPV6_FIXED_LEN { 6 } else { 4 };
             if sel[0] >> 4 != want {
@@ -112,6 +134,15 @@ impl TlvHandler for FixedHeaderHandler {
             tlv_type: self.code,
             value,
         }))
+    }
+
+    /// An `auto` selector (0x45, TOS, Total Length 0 in the template) gets
+    /// this request's IPv4 Total Length.
+    fn refresh(&self, value: &mut [u8], ctx: &RequestContext) {
+        if value.len() == IPV4_FIXED_LEN && value[0] == 0x45 && value[2..4] == [0, 0] {
+            let total = u16::try_from(ctx.packet_len + IPV4_UDP_OVERHEAD).unwrap_or(u16::MAX);
+            value[2..4].copy_from_slice(&total.to_be_bytes());
+        }
     }
 
     /// U means "no access to the header here": say so instead of

@@ -24,7 +24,7 @@
 //! match; see `doc/rfc-coverage.md`).
 //!
 //! Sender options ([`SENDER_OPTION_KEYS`]): `reflected-fixed-hdr` (flag),
-//! `reflected-fixed-hdr-selector` (hex, 4 octets), `reflected-ipv6-ext-hdr`
+//! `reflected-fixed-hdr-selector` (hex, 4 octets, or `auto` for IPv4), `reflected-ipv6-ext-hdr`
 //! (flag), `reflected-ipv6-ext-hdr-len` (octets, default the
 //! `ipv6-dest-opt-len` option or 8), `reflected-ipv6-ext-hdr-selector` (hex,
 //! 8 octets), and `target-family` (`ipv4` / `ipv6`, set per target by the

@@ -226,6 +226,30 @@ fn sender_requests_follow_the_options() {
         .unwrap_err(),
         "--reflected-fixed-hdr-selector 6000: expected 4 octets in hex"
     );
+    // auto: 0x45, the TOS from dscp/ecn, Total Length per packet.
+    let auto = [
+        ("reflected-fixed-hdr", "true"),
+        ("reflected-fixed-hdr-selector", "auto"),
+        ("dscp", "10"),
+        ("ecn", "1"),
+    ];
+    let mut v = request_value(&f, &auto).unwrap().unwrap();
+    assert_eq!(&v[..4], &[0x45, 41, 0, 0]);
+    f.refresh(
+        &mut v,
+        &stamp_core::RequestContext {
+            seq: 0,
+            sent_before: 0,
+            ssid: 0,
+            packet_len: 68,
+        },
+    );
+    assert_eq!(&v[..4], &[0x45, 41, 0, 96]);
+    let mut auto6 = auto.to_vec();
+    auto6.push(("target-family", "ipv6"));
+    assert!(request_value(&f, &auto6)
+        .unwrap_err()
+        .contains("IPv4 targets only"));
     let e = ExtHeaderHandler::new(EXT);
     assert_eq!(
         request_value(&e, &[("reflected-ipv6-ext-hdr", "true")]).unwrap_err(),
