@@ -79,7 +79,8 @@ pub struct RawCounters {
     pub bad_checksum: AtomicU64,
     /// Fragments (IPv4 MF / offset, IPv6 Fragment header): not reassembled.
     pub fragments: AtomicU64,
-    /// Longer than the receive buffer.
+    /// Longer than the receive buffer (which holds the IP and UDP headers
+    /// too: the largest payload is the buffer less those).
     pub oversized: AtomicU64,
 }
 
@@ -200,11 +201,10 @@ impl RawTransport {
             }
             let proto = u16::from_be(sll.sll_protocol);
             if n > buf.len() {
-                // MSG_TRUNC reports the real length: count it if it was ours
-                // (the headers are in the buffer).
-                if self.classify(proto, &buf[..], true).is_some() {
-                    self.counters.oversized.fetch_add(1, Ordering::Relaxed);
-                }
+                // MSG_TRUNC reports the real length. The kernel filter let
+                // through only IPv4 UDP to our port and IPv6: counted as
+                // ours (a foreign IPv6 packet this large is unlikely).
+                self.counters.oversized.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
             let Some(found) = self.classify(proto, &buf[..n], got.skip_checksum) else {
