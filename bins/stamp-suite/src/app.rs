@@ -106,7 +106,8 @@ fn init_logging(s: &Settings) {
     use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        // stderr, hiding the sender's progress bar while a line is written
+        .with_writer(crate::console::log_writer)
         .with_ansi(std::io::stderr().is_terminal());
     let _ = match s.log_format {
         LogFormat::Json => builder.json().try_init(),

@@ -275,7 +275,7 @@ pub struct Cli {
     #[arg(long, value_name = "FORMAT", ignore_case = true, help_heading = OUTPUT)]
     pub output_format: Option<OutputFormat>,
 
-    /// Print interim statistics every S seconds.
+    /// Print interim (cumulative) statistics every S seconds.
     #[arg(long, value_name = "S", help_heading = OUTPUT)]
     pub report_interval: Option<f64>,
 
@@ -315,11 +315,11 @@ pub struct Cli {
     #[arg(long, value_name = "MODE", ignore_case = true, help_heading = OUTPUT)]
     pub hwtstamp: Option<HwTimestamping>,
 
-    /// Print an RTT histogram with the summary.
+    /// Print an RTT histogram with the summary (JSON: bucket arrays).
     #[arg(long, help_heading = OUTPUT)]
     pub histogram: bool,
 
-    /// Write an RTT plot to FILE.
+    /// Write an SVG plot to FILE: delay over time with losses marked, and the latency CDF.
     #[arg(long, value_name = "FILE", help_heading = OUTPUT)]
     pub plot: Option<PathBuf>,
 }

@@ -546,6 +546,9 @@ fn sender_counts_a_reflected_train_and_tells_it_from_duplicates() {
         c[4..12].copy_from_slice(&t3.to_be_bytes());
         c
     };
+    // The replies arrive after the last T3 (a reply before its own T3
+    // would be rejected as implausible).
+    clock.advance(10_000_000);
     let est = clock.error_estimate();
     let mut on = |b: &[u8]| s.on_reply(b, &meta(n), clock.now(), TimestampSource::UserSpace, est);
     assert!(matches!(on(&first), ReplyEvent::Matched(_)));
