@@ -21,6 +21,8 @@ complete -c stamp-reflector -l session-timeout -d 'Idle seconds after which a st
 complete -c stamp-reflector -l tlv-mode -d 'Echo TLVs with RFC 8972 processing, or strip them keeping the length [default: echo]' -r -f -a "echo\t'Process them as RFC 8972 says and echo them'
 ignore\t'Strip them, keeping the request\'s length'"
 complete -c stamp-reflector -l reflector-member-link-id -d 'RFC 9534 reflector micro-session ID (member-link identifier)' -r
+complete -c stamp-reflector -l transport -d 'Reflector transport: udp, or raw (whole IP packets; needs CAP_NET_RAW and the ttl-pnet feature) [default: udp]' -r -f -a "udp\t'A UDP socket (the default): no access to the received IP header'
+raw\t'Whole IP packets from a raw (AF_PACKET) socket, replies from a bound UDP socket on the same port: the received IPv4 header and IPv6 extension headers are available to TLVs. Linux, CAP_NET_RAW, and a binary built with the `ttl-pnet` feature'"
 complete -c stamp-reflector -l max-pps -d 'Most requests per second answered per source (IPv4 address or IPv6 /64), token bucket' -r
 complete -c stamp-reflector -l reflector-rate-burst -d 'Burst allowed above --max-pps' -r
 complete -c stamp-reflector -l global-max-pps -d 'Most requests per second answered from all sources together (every worker), token bucket with one second of burst' -r
@@ -45,6 +47,7 @@ complete -c stamp-reflector -l reflected-control-length -d 'Reflected Test Packe
 complete -c stamp-reflector -l reflected-control-interval-ns -d 'Reflected Test Packet Control TLV: interval between replies, ns' -r
 complete -c stamp-reflector -l ber-pattern -d 'Bit pattern that fills the padding, hex [default pattern: FF00]' -r
 complete -c stamp-reflector -l ber-padding-size -d 'Padding octets carrying the bit pattern' -r
+complete -c stamp-reflector -l ipv6-dest-opt-len -d 'Add an IPv6 Destination Options header of N octets (multiple of 8, 8-2048) to every request (IPV6_DSTOPTS)' -r
 complete -c stamp-reflector -l tlv-code -d 'Override the type code of a draft TLV (e.g. ber-pattern=240); repeatable' -r
 complete -c stamp-reflector -l tlv-opt -d 'Raw option for a TLV plugin (sender and reflector side); repeatable' -r
 complete -c stamp-reflector -l output-format -d 'Result format [default: text]' -r -f -a "text\t'Human-readable text; the summary keeps the layout scripts parse'

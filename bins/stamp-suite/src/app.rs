@@ -64,6 +64,14 @@ pub fn main_for(role: Option<Role>) -> ExitCode {
             settings.plugin_settings.set("local-addresses", addrs);
         }
     }
+    if settings.role == Role::Reflector
+        && cfg!(target_os = "linux")
+        && settings.plugin_settings.get("srv6-return-path").is_none()
+    {
+        // RFC 9503 SRv6 return paths: the reflector driver can send a reply
+        // with a Segment Routing Header (stamp_net::exthdr::send_with_srh).
+        settings.plugin_settings.set("srv6-return-path", "true");
+    }
     let registry = match Registry::from_linked(&settings.plugin_settings, &settings.tlv_codes) {
         Ok(r) => r,
         Err(e) => {

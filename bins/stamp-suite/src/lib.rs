@@ -15,6 +15,7 @@ mod plot;
 mod privdrop;
 mod reflector_run;
 mod report;
+mod sender_ext;
 mod sender_run;
 mod shutdown;
 

@@ -21,7 +21,7 @@ use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use stamp_config::{OutputFormat, Settings};
+use stamp_config::{OutputFormat, Settings, TransportKind};
 use stamp_core::clock::TimestampSource;
 use stamp_core::hmac::HmacKey;
 use stamp_core::ratelimit::GlobalLimit;
@@ -58,6 +58,7 @@ struct WorkerReport {
 /// Everything a worker needs to build its socket, clock and reflector.
 #[derive(Clone)]
 struct WorkerSpec {
+    transport: TransportKind,
     opts: UdpOptions,
     config: ReflectorConfig,
     registry: Registry,
@@ -69,6 +70,12 @@ struct WorkerSpec {
 
 /// Number of workers: `--workers`, else one per CPU.
 fn worker_count(s: &Settings) -> usize {
+    if s.transport == TransportKind::Raw {
+        if s.workers.is_some_and(|w| w > 1) {
+            tracing::warn!("--transport raw runs one worker; --workers ignored");
+        }
+        return 1;
+    }
     s.workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1)
@@ -92,6 +99,7 @@ pub async fn run(s: &Settings, registry: Registry) -> Result<ExitCode, String> {
     // offers them (`on` refuses to start otherwise).
     let hardware = crate::hwts::decide(s.hwtstamp, local.ip(), None)?;
     let spec = WorkerSpec {
+        transport: s.transport,
         opts: UdpOptions {
             hardware_timestamps: hardware,
             recv_buffer: Some(4 << 20),
@@ -252,7 +260,152 @@ fn worker(
     go: mpsc::Receiver<()>,
     stop: &AtomicBool,
 ) -> Result<WorkerReport, String> {
-    let transport = match BlockingUdpTransport::bind(addr, &spec.opts, WAKE_EVERY) {
+    match spec.transport {
+        TransportKind::Udp => {
+            let t = BlockingUdpTransport::bind(addr, &spec.opts, WAKE_EVERY);
+            run_worker(id, t, spec, ready, go, stop)
+        }
+        TransportKind::Raw => {
+            #[cfg(all(feature = "ttl-pnet", target_os = "linux"))]
+            {
+                let t = raw_io::RawIo::bind(addr, &spec.opts);
+                run_worker(id, t, spec, ready, go, stop)
+            }
+            #[cfg(not(all(feature = "ttl-pnet", target_os = "linux")))]
+            {
+                let e = "--transport raw needs Linux and the ttl-pnet feature".to_string();
+                let _ = ready.send(Err(e.clone()));
+                Err(e)
+            }
+        }
+    }
+}
+
+/// What a worker needs from its transport: blocking batches with a wake-up
+/// deadline, and the UDP socket replies leave from (for its error queue and
+/// for replies sent one by one).
+trait WorkerIo {
+    /// Wait for datagrams until `deadline` (or the transport's own wake-up
+    /// period); `Ok(0)` when none came.
+    fn recv_batch(
+        &self,
+        bufs: &mut [Box<[u8]>],
+        metas: &mut [RecvMeta],
+        deadline: Option<Instant>,
+    ) -> std::io::Result<usize>;
+    /// Send a batch; how many left.
+    fn send_batch(&self, bufs: &[Box<[u8]>], metas: &[SendMeta]) -> std::io::Result<usize>;
+    fn local_addr(&self) -> SocketAddr;
+    fn capabilities(&self) -> stamp_core::transport::TransportCapabilities;
+    /// Datagrams dropped for their size.
+    fn truncated(&self) -> u64;
+    /// The socket replies leave from.
+    fn reply_fd(&self) -> std::os::fd::BorrowedFd<'_>;
+}
+
+impl WorkerIo for BlockingUdpTransport {
+    fn recv_batch(
+        &self,
+        bufs: &mut [Box<[u8]>],
+        metas: &mut [RecvMeta],
+        deadline: Option<Instant>,
+    ) -> std::io::Result<usize> {
+        BlockingUdpTransport::recv_batch(self, bufs, metas, deadline)
+    }
+    fn send_batch(&self, bufs: &[Box<[u8]>], metas: &[SendMeta]) -> std::io::Result<usize> {
+        BlockingUdpTransport::send_batch(self, bufs, metas)
+    }
+    fn local_addr(&self) -> SocketAddr {
+        BlockingUdpTransport::local_addr(self)
+    }
+    fn capabilities(&self) -> stamp_core::transport::TransportCapabilities {
+        BlockingUdpTransport::capabilities(self)
+    }
+    fn truncated(&self) -> u64 {
+        BlockingUdpTransport::truncated(self)
+    }
+    fn reply_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.socket().as_fd()
+    }
+}
+
+/// The raw transport (async, on tokio) driven from the worker's blocking
+/// loop through a current-thread runtime of its own.
+#[cfg(all(feature = "ttl-pnet", target_os = "linux"))]
+mod raw_io {
+    use std::io;
+    use std::net::SocketAddr;
+    use std::time::Instant;
+
+    use stamp_core::transport::{RecvMeta, SendMeta, Transport, TransportCapabilities};
+    use stamp_net::{RawTransport, UdpOptions};
+
+    use super::{WorkerIo, WAKE_EVERY};
+
+    pub(super) struct RawIo {
+        rt: tokio::runtime::Runtime,
+        t: RawTransport,
+    }
+
+    impl RawIo {
+        pub(super) fn bind(addr: SocketAddr, opts: &UdpOptions) -> io::Result<RawIo> {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let t = {
+                let _guard = rt.enter();
+                RawTransport::bind(addr, opts)?
+            };
+            Ok(RawIo { rt, t })
+        }
+    }
+
+    impl WorkerIo for RawIo {
+        fn recv_batch(
+            &self,
+            bufs: &mut [Box<[u8]>],
+            metas: &mut [RecvMeta],
+            deadline: Option<Instant>,
+        ) -> io::Result<usize> {
+            let limit = Instant::now() + WAKE_EVERY;
+            let until = deadline.map_or(limit, |d| d.min(limit));
+            self.rt.block_on(async {
+                let wait = tokio::time::Instant::from_std(until);
+                match tokio::time::timeout_at(wait, self.t.recv_batch(bufs, metas)).await {
+                    Ok(r) => r,
+                    Err(_) => Ok(0),
+                }
+            })
+        }
+        fn send_batch(&self, bufs: &[Box<[u8]>], metas: &[SendMeta]) -> io::Result<usize> {
+            self.rt.block_on(self.t.send_batch(bufs, metas))
+        }
+        fn local_addr(&self) -> SocketAddr {
+            Transport::local_addr(&self.t).expect("bound")
+        }
+        fn capabilities(&self) -> TransportCapabilities {
+            Transport::capabilities(&self.t)
+        }
+        fn truncated(&self) -> u64 {
+            self.t.truncated()
+        }
+        fn reply_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+            use std::os::fd::AsFd;
+            self.t.reply_socket().socket().as_fd()
+        }
+    }
+}
+
+fn run_worker<T: WorkerIo>(
+    id: usize,
+    transport: std::io::Result<T>,
+    spec: WorkerSpec,
+    ready: Ready,
+    go: mpsc::Receiver<()>,
+    stop: &AtomicBool,
+) -> Result<WorkerReport, String> {
+    let transport = match transport {
         Ok(t) => t,
         Err(e) => {
             let _ = ready.send(Err(e.to_string()));
@@ -275,8 +428,8 @@ fn worker(
 /// The receive / reflect / send loop of one worker. Nothing here allocates
 /// per packet: buffers and metadata are allocated once, the reflector works
 /// in place, and the transport's batch headers are reused.
-fn serve(
-    transport: BlockingUdpTransport,
+fn serve<T: WorkerIo>(
+    transport: T,
     mut reflector: Reflector,
     clock: SystemClock,
     stop: &AtomicBool,
@@ -348,10 +501,10 @@ fn serve(
 
 /// Reflect one received batch and send the replies as one batch.
 #[allow(clippy::too_many_arguments)]
-fn reflect_batch(
+fn reflect_batch<T: WorkerIo>(
     reflector: &mut Reflector,
     clock: &SystemClock,
-    transport: &BlockingUdpTransport,
+    transport: &T,
     (rx_bufs, rx_meta): (&[Box<[u8]>], &mut [RecvMeta]),
     (tx_bufs, tx_meta): (&mut [Box<[u8]>], &mut Vec<SendMeta>),
     trains: &mut Trains,
@@ -369,7 +522,25 @@ fn reflect_batch(
             meta.rx_time = Some((crate::report::realtime_now(), TimestampSource::UserSpace));
         }
         let k = tx_meta.len();
-        match reflector.process(&buf[..meta.len], meta, now, clock, &mut tx_bufs[k]) {
+        // The request, and the received IP header after it when the
+        // transport saw one (raw transport).
+        match reflector.process_received(buf, meta, now, clock, &mut tx_bufs[k]) {
+            Outcome::Reply {
+                len,
+                plan:
+                    stamp_core::ReplyPlan {
+                        srv6_route: Some(route),
+                        dst,
+                        ..
+                    },
+            } => {
+                // Sent at once, on its own: the routing header is a
+                // per-socket option set for this one datagram.
+                if let Err(e) = send_srv6(transport, &tx_bufs[k][..len], dst, route) {
+                    *send_errors += 1;
+                    tracing::warn!(error = %e, peer = %dst, "SRv6 reply failed");
+                }
+            }
             Outcome::Reply { len, plan } => {
                 let mut m = SendMeta::new(len, plan.dst);
                 m.src = plan.src;
@@ -534,9 +705,9 @@ impl FollowUps {
     }
 
     /// Read the error queue and hand each timestamp to its session.
-    fn collect(
+    fn collect<T: WorkerIo>(
         &mut self,
-        transport: &BlockingUdpTransport,
+        transport: &T,
         reflector: &mut Reflector,
         clock: &SystemClock,
         now: Instant,
@@ -553,7 +724,7 @@ impl FollowUps {
         {
             use std::os::fd::AsRawFd;
             let keys = &mut self.keys;
-            let _ = stamp_net::txstamp::drain(transport.socket().as_raw_fd(), |st| {
+            let _ = stamp_net::txstamp::drain(transport.reply_fd().as_raw_fd(), |st| {
                 if let Some(r) = keys.take(st.key) {
                     reflector.set_reply_transmit_time(r, st.time, st.source, clock);
                 }
@@ -608,9 +779,9 @@ impl Trains {
         self.pending.iter().map(|t| t.next).min()
     }
 
-    fn send_due(
+    fn send_due<T: WorkerIo>(
         &mut self,
-        transport: &BlockingUdpTransport,
+        transport: &T,
         reflector: &Reflector,
         clock: &SystemClock,
         errors: &mut u64,
@@ -629,6 +800,34 @@ impl Trains {
         }
         self.pending.retain(|t| t.remaining > 0);
     }
+}
+
+/// Send a reply along an SRv6 segment list (RFC 9503 Return Path): the
+/// SIDs are in the reply itself at `route`; a Segment Routing Header is
+/// attached for this one datagram (`stamp_net::exthdr::send_with_srh`).
+fn send_srv6<T: WorkerIo>(
+    transport: &T,
+    reply: &[u8],
+    dst: SocketAddr,
+    route: stamp_core::Srv6Route,
+) -> Result<(), String> {
+    let at = usize::from(route.offset);
+    let sids: Vec<std::net::Ipv6Addr> = reply
+        .get(at..at + 16 * usize::from(route.count))
+        .ok_or("segment list outside the reply")?
+        .chunks_exact(16)
+        .map(|c| <[u8; 16]>::try_from(c).map(std::net::Ipv6Addr::from))
+        .collect::<Result<_, _>>()
+        .map_err(|_| "bad segment")?;
+    let srh = stamp_net::exthdr::segment_routing_header(&sids).ok_or("bad segment list")?;
+    let SocketAddr::V6(dst) = dst else {
+        return Err(format!(
+            "{dst}: an SRv6 return path needs an IPv6 destination"
+        ));
+    };
+    stamp_net::exthdr::send_with_srh(transport.reply_fd(), reply, dst, &srh)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// IPv6 link-local (fe80::/10): only reachable through a given interface.

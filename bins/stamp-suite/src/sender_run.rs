@@ -43,10 +43,10 @@ struct Plan {
     plot: bool,
     first_seq: u32,
     hwtstamp: stamp_config::HwTimestamping,
+    dest_opt_len: Option<u16>,
 }
 
 pub async fn run(s: &Settings, registry: Registry) -> Result<ExitCode, String> {
-    let templates = request_templates(&registry, &s.tlv_options)?;
     let mut targets = Vec::new();
     for r in &s.remotes {
         let port = r.port.unwrap_or(s.remote_port);
@@ -79,6 +79,7 @@ pub async fn run(s: &Settings, registry: Registry) -> Result<ExitCode, String> {
         plot: s.plot.is_some(),
         first_seq: 0,
         hwtstamp: s.hwtstamp,
+        dest_opt_len: s.ipv6_dest_opt_len,
     };
     let clock = Arc::new(SystemClock::new(
         s.clock_format,
@@ -128,6 +129,10 @@ pub async fn run(s: &Settings, registry: Registry) -> Result<ExitCode, String> {
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for (i, target) in targets.iter().copied().enumerate() {
+        // Per target: the reflected fixed header's length is the family's.
+        let opts = crate::sender_ext::target_options(&s.tlv_options, target);
+        let templates = request_templates(&registry, &opts)?;
+        let templates = crate::sender_ext::order_templates(&registry, templates);
         let session = SenderSession::new(config.clone(), registry.clone(), templates.clone())?;
         let (plan, clock, shutdown) = (plan.clone(), clock.clone(), shutdown.clone());
         let metrics = metrics.as_ref().map(|m| m.target(i));
@@ -259,6 +264,7 @@ async fn run_target(
     };
     let transport =
         UdpTransport::bind(local, &opts).map_err(|e| format!("cannot bind {local}: {e}"))?;
+    crate::sender_ext::set_destination_options(&transport, plan.dest_opt_len, target)?;
     let mut session = session;
     session.set_remote(target);
     tracing::info!(%target, local = %transport.local_addr().map_err(|e| e.to_string())?, len = session.packet_len(), "sending");

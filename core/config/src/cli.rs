@@ -11,7 +11,7 @@ use clap::{ArgAction, Parser};
 
 use crate::values::{
     parse_remote, AuthModeArg, ClockSource, HwTimestamping, LogFormat, OutputFormat, RemoteSpec,
-    TlvModeArg,
+    TlvModeArg, TransportKind,
 };
 
 const ENDPOINTS: &str = "Roles and endpoints";
@@ -124,6 +124,10 @@ pub struct Cli {
     /// RFC 9534 reflector micro-session ID (member-link identifier).
     #[arg(long, value_name = "N", help_heading = REFLECTOR)]
     pub reflector_member_link_id: Option<u16>,
+
+    /// Reflector transport: udp, or raw (whole IP packets; needs CAP_NET_RAW and the ttl-pnet feature) [default: udp].
+    #[arg(long, value_name = "udp|raw", ignore_case = true, help_heading = REFLECTOR)]
+    pub transport: Option<TransportKind>,
 
     /// Most requests per second answered per source (IPv4 address or IPv6 /64), token bucket.
     #[arg(long, value_name = "N", help_heading = REFLECTOR)]
@@ -253,6 +257,10 @@ pub struct Cli {
     /// Reflected IPv6 Extension Header Data TLV (draft-ietf-ippm-stamp-ext-hdr).
     #[arg(long, help_heading = SENDER_TLVS)]
     pub reflected_ipv6_ext_hdr: bool,
+
+    /// Add an IPv6 Destination Options header of N octets (multiple of 8, 8-2048) to every request (IPV6_DSTOPTS).
+    #[arg(long, value_name = "N", help_heading = SENDER_TLVS)]
+    pub ipv6_dest_opt_len: Option<u16>,
 
     /// Override the type code of a draft TLV (e.g. ber-pattern=240); repeatable.
     #[arg(long, value_name = "KEY=CODE", value_parser = parse_tlv_code, action = ArgAction::Append, help_heading = SENDER_TLVS)]

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::cli::Cli;
 use crate::values::{
     AuthModeArg, ClockSource, HwTimestamping, LogFormat, OutputFormat, Text, TextList, TlvModeArg,
+    TransportKind,
 };
 
 /// Defines [`Layer`] and [`KEYS`] from one list, so the accepted keys of the
@@ -62,6 +63,7 @@ layer! {
     tlv_mode: TlvModeArg,
     verify_tlv_hmac: bool,
     reflector_member_link_id: u16,
+    transport: TransportKind,
     max_pps: u64,
     reflector_rate_burst: u64,
     global_max_pps: u64,
@@ -95,6 +97,7 @@ layer! {
     ber_padding_size: u16,
     reflected_fixed_hdr: bool,
     reflected_ipv6_ext_hdr: bool,
+    ipv6_dest_opt_len: u16,
     tlv_code: BTreeMap<String, u8>,
     tlv_opt: BTreeMap<String, Text>,
     // Output and operations
@@ -283,6 +286,7 @@ impl From<&Cli> for Layer {
             tlv_mode: c.tlv_mode,
             verify_tlv_hmac: switch(c.verify_tlv_hmac),
             reflector_member_link_id: c.reflector_member_link_id,
+            transport: c.transport,
             max_pps: c.max_pps,
             reflector_rate_burst: c.reflector_rate_burst,
             global_max_pps: c.global_max_pps,
@@ -320,6 +324,7 @@ impl From<&Cli> for Layer {
             ber_padding_size: c.ber_padding_size,
             reflected_fixed_hdr: switch(c.reflected_fixed_hdr),
             reflected_ipv6_ext_hdr: switch(c.reflected_ipv6_ext_hdr),
+            ipv6_dest_opt_len: c.ipv6_dest_opt_len,
             tlv_code: (!c.tlv_code.is_empty()).then(|| c.tlv_code.iter().cloned().collect()),
             tlv_opt: (!c.tlv_opt.is_empty()).then(|| {
                 c.tlv_opt

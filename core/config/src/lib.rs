@@ -33,7 +33,7 @@ pub use layer::Defaults;
 pub use settings::{load, read_key_file, Role, Settings, MIN_KEY_LEN};
 pub use values::{
     parse_remote, AuthModeArg, ClockSource, HwTimestamping, LogFormat, OutputFormat, RemoteSpec,
-    TlvModeArg,
+    TlvModeArg, TransportKind,
 };
 
 #[cfg(test)]

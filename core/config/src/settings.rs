@@ -15,7 +15,9 @@ use stamp_wire::{AuthMode, TimestampFormat};
 use crate::cli::Cli;
 use crate::error::{from_figment, origin_of, ConfigError};
 use crate::layer::{Defaults, EnvLayer, FlagLayer, Layer};
-use crate::values::{parse_remote, HwTimestamping, LogFormat, OutputFormat, RemoteSpec};
+use crate::values::{
+    parse_remote, HwTimestamping, LogFormat, OutputFormat, RemoteSpec, TransportKind,
+};
 
 /// Shortest HMAC key accepted, in octets.
 pub const MIN_KEY_LEN: usize = 16;
@@ -88,6 +90,11 @@ pub struct Settings {
     pub global_max_pps: Option<u64>,
     /// Worker threads; `None` = one per CPU.
     pub workers: Option<usize>,
+    /// Reflector transport (`--transport`).
+    pub transport: TransportKind,
+    /// Length of the IPv6 Destination Options header the sender adds
+    /// (`--ipv6-dest-opt-len`), a multiple of 8 in 8..=2048.
+    pub ipv6_dest_opt_len: Option<u16>,
     /// One line per packet (`-R`).
     pub per_packet: bool,
     /// Result format.
@@ -572,6 +579,34 @@ impl Resolver<'_> {
         let dscp = self.at_most("dscp", l.dscp, 63)?;
         let ecn = self.at_most("ecn", l.ecn, 3)?;
 
+        let transport = l.transport.unwrap_or_default();
+        if transport == TransportKind::Raw {
+            if !cfg!(feature = "ttl-pnet") {
+                return Err(self.invalid(
+                    "transport",
+                    "raw",
+                    "this binary was built without the ttl-pnet feature",
+                ));
+            }
+            if role == Role::Sender {
+                return Err(self.invalid(
+                    "transport",
+                    "raw",
+                    "only the reflector (-i) has a raw-socket transport",
+                ));
+            }
+        }
+        let ipv6_dest_opt_len = match l.ipv6_dest_opt_len {
+            Some(n) if !(8..=2048).contains(&n) || n % 8 != 0 => {
+                return Err(self.invalid(
+                    "ipv6_dest_opt_len",
+                    n,
+                    "must be a multiple of 8 from 8 to 2048",
+                ))
+            }
+            other => other,
+        };
+
         let (tlv_options, plugin_settings) = self.tlv_options(&l)?;
         let tlv_codes = l.tlv_code.clone().unwrap_or_default();
 
@@ -612,6 +647,8 @@ impl Resolver<'_> {
             reflector_rate_burst: self.positive("reflector_rate_burst", l.reflector_rate_burst)?,
             global_max_pps: self.positive("global_max_pps", l.global_max_pps)?,
             workers: self.positive("workers", l.workers)?,
+            transport,
+            ipv6_dest_opt_len,
             per_packet: l.per_packet.unwrap_or(false),
             output_format: l.output_format.unwrap_or_default(),
             report_interval,
@@ -785,6 +822,7 @@ impl Resolver<'_> {
             "reflected-ipv6-ext-hdr",
             flag(l.reflected_ipv6_ext_hdr),
         );
+        put(&mut tx, "ipv6-dest-opt-len", l.ipv6_dest_opt_len);
 
         put(
             &mut rx,

@@ -623,3 +623,37 @@ fn global_cap_and_user_are_read_from_flags_and_file() {
         Ok(())
     });
 }
+
+#[test]
+fn transport_and_destination_options_are_checked() {
+    in_jail(|jail| {
+        let s = load(&cli(&["-i"]), None).unwrap();
+        assert_eq!(s.transport, TransportKind::Udp);
+        let raw = cli(&["-i", "--transport", "RAW"]);
+        if cfg!(feature = "ttl-pnet") {
+            assert_eq!(load(&raw, None).unwrap().transport, TransportKind::Raw);
+        } else {
+            assert_eq!(
+                err(&raw),
+                "invalid value raw for transport (from --transport): this binary was built without the ttl-pnet feature"
+            );
+        }
+        jail.set_env("STAMP_TRANSPORT", "udp");
+        assert_eq!(
+            load(&cli(&["-i"]), None).unwrap().transport,
+            TransportKind::Udp
+        );
+        assert!(err(&sender(&["--transport", "raw"])).contains("transport"));
+        let s = load(&sender(&["--ipv6-dest-opt-len", "16"]), None).unwrap();
+        assert_eq!(s.ipv6_dest_opt_len, Some(16));
+        assert_eq!(s.tlv_options.get("ipv6-dest-opt-len"), Some("16"));
+        for bad in ["0", "12", "2056"] {
+            assert!(
+                err(&sender(&["--ipv6-dest-opt-len", bad]))
+                    .contains("must be a multiple of 8 from 8 to 2048"),
+                "{bad}"
+            );
+        }
+        Ok(())
+    });
+}

@@ -101,6 +101,19 @@ pub enum HwTimestamping {
     Off,
 }
 
+/// `--transport`: how the reflector receives and sends test packets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum TransportKind {
+    /// A UDP socket (the default): no access to the received IP header.
+    #[default]
+    Udp,
+    /// Whole IP packets from a raw (AF_PACKET) socket, replies from a bound
+    /// UDP socket on the same port: the received IPv4 header and IPv6
+    /// extension headers are available to TLVs. Linux, CAP_NET_RAW, and a
+    /// binary built with the `ttl-pnet` feature.
+    Raw,
+}
+
 fn possible_names<T: ValueEnum>() -> String {
     let names: Vec<String> = T::value_variants()
         .iter()
@@ -136,7 +149,8 @@ serde_via_value_enum!(
     TlvModeArg,
     OutputFormat,
     LogFormat,
-    HwTimestamping
+    HwTimestamping,
+    TransportKind
 );
 
 /// One `-r/--remote-addr`: a host name or address and an optional port.

@@ -37,6 +37,20 @@ pub enum TlvVerdict {
     Discard,
 }
 
+/// An SRv6 segment list the reply must follow (RFC 9503 §4.1.3.2): `count`
+/// 16-octet SIDs, first segment first, stored in the reply itself (the
+/// echoed Return Path sub-TLV). While handlers run, `offset` is the
+/// position of the first SID in the TLV area; once
+/// [`crate::reflector::Reflector::process`] returns it is the position in
+/// the reply buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Srv6Route {
+    /// Offset of the first SID.
+    pub offset: u16,
+    /// Number of SIDs.
+    pub count: u8,
+}
+
 /// How the driver sends the reply. Handlers adjust it; the driver carries it
 /// out. Plugins never see sockets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +73,10 @@ pub struct ReplyPlan {
     /// the session's next reply can report it (Follow-Up Telemetry,
     /// RFC 8972 §4.7; [`crate::Reflector::set_reply_transmit_time`]).
     pub tx_timestamp: bool,
+    /// Send the reply with an SRv6 Segment Routing Header along these
+    /// segments, then to `dst` (only set by a handler whose plugin settings
+    /// say the driver can: `srv6-return-path`).
+    pub srv6_route: Option<Srv6Route>,
 }
 
 impl ReplyPlan {
@@ -73,6 +91,7 @@ impl ReplyPlan {
             copy_interval_ns: 0,
             reply_len: 0,
             tx_timestamp: false,
+            srv6_route: None,
         }
     }
 }
@@ -129,6 +148,10 @@ pub struct ReflectContext<'a> {
     pub receive_time: UnixNanos,
     /// How the reply is sent.
     pub plan: &'a mut ReplyPlan,
+    /// The request's IP header as received (IPv4 header, or IPv6 fixed
+    /// header plus extension headers), when the transport sees whole
+    /// packets (raw socket); `None` over a UDP socket.
+    pub ip_header: Option<&'a [u8]>,
 }
 
 /// A TLV inside the reply's TLV area, handed to a handler.
@@ -234,6 +257,8 @@ pub struct RequestContext {
     pub sent_before: u64,
     /// SSID of the session.
     pub ssid: u16,
+    /// Length of the request (the UDP payload), octets.
+    pub packet_len: usize,
 }
 
 /// What the sender knows when it decodes a reflected TLV.
@@ -312,6 +337,21 @@ pub trait TlvHandler: Send + Sync + 'static {
     /// just says so (RFC 8972 §4: skip it).
     fn decodes_refusals(&self) -> bool {
         false
+    }
+
+    /// Sender: decode the reflected Value of a TLV that sits in the reply's
+    /// TLV area `tlv_area`, for TLVs whose meaning depends on other TLVs of
+    /// the packet (bit error rate counting over the Extra Padding TLV on the
+    /// reverse path). By default the area is not looked at.
+    fn decode_in_packet(
+        &self,
+        flags: TlvFlags,
+        value: &[u8],
+        ctx: &DecodeContext<'_>,
+        tlv_area: &[u8],
+    ) -> TlvReport {
+        let _ = tlv_area;
+        self.decode(flags, value, ctx)
     }
 
     /// Sender: decode the reflected Value.

@@ -28,6 +28,6 @@ pub use inventory;
 
 pub use handler::{
     ClockFacts, DecodeContext, ReflectContext, ReplyPlan, RequestContext, SessionCounters,
-    TlvHandler, TlvOptions, TlvReport, TlvSlot, TlvTemplate, TlvVerdict,
+    Srv6Route, TlvHandler, TlvOptions, TlvReport, TlvSlot, TlvTemplate, TlvVerdict,
 };
 pub use registry::{Registry, RegistryEntry, RegistryError, TlvPlugin};

@@ -336,9 +336,37 @@ impl Reflector {
         clock: &dyn Clock,
         reply: &mut [u8],
     ) -> Outcome {
+        self.process_with_header(request, None, meta, now, clock, reply)
+    }
+
+    /// [`Reflector::process`] for a datagram as a transport stored it:
+    /// the request is `buf[..meta.len]`, and the received IP header, when
+    /// the transport saw one, follows it ([`RecvMeta::ip_header`]); TLV
+    /// handlers read it from [`ReflectContext::ip_header`].
+    pub fn process_received(
+        &mut self,
+        buf: &[u8],
+        meta: &RecvMeta,
+        now: Instant,
+        clock: &dyn Clock,
+        reply: &mut [u8],
+    ) -> Outcome {
+        let request = &buf[..meta.len.min(buf.len())];
+        self.process_with_header(request, meta.ip_header(buf), meta, now, clock, reply)
+    }
+
+    fn process_with_header(
+        &mut self,
+        request: &[u8],
+        ip_header: Option<&[u8]>,
+        meta: &RecvMeta,
+        now: Instant,
+        clock: &dyn Clock,
+        reply: &mut [u8],
+    ) -> Outcome {
         self.stats.received += 1;
         self.last_sent = None;
-        match self.process_inner(request, meta, now, clock, reply) {
+        match self.process_inner(request, ip_header, meta, now, clock, reply) {
             Ok(out) => out,
             Err(reason) => {
                 self.stats.count_drop(reason);
@@ -350,6 +378,7 @@ impl Reflector {
     fn process_inner(
         &mut self,
         request: &[u8],
+        ip_header: Option<&[u8]>,
         meta: &RecvMeta,
         now: Instant,
         clock: &dyn Clock,
@@ -469,6 +498,7 @@ impl Reflector {
             clock: facts,
             receive_time: rx_time,
             plan: &mut plan,
+            ip_header,
         };
         let seq_bytes = reply_seq.to_be_bytes();
         let req_seq_bytes = req.sequence_number.to_be_bytes();
@@ -480,6 +510,10 @@ impl Reflector {
         }
         if plan.suppress {
             return Err(DropReason::Suppressed);
+        }
+        // The segment list's offset is the TLV area's; make it the reply's.
+        if let Some(r) = &mut plan.srv6_route {
+            r.offset = r.offset.saturating_add(base as u16);
         }
 
         let mut out = ReflectorPacket::new_unchecked(head, mode);

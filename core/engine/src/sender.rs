@@ -712,6 +712,7 @@ impl SenderSession {
             seq,
             sent_before: self.stats.sent,
             ssid: self.config.ssid,
+            packet_len: len,
         };
         for (t, &(off, vlen)) in self.templates.iter().zip(&self.layout) {
             emit_header(&mut area[off..], TlvFlags::U, t.tlv_type, vlen as u16);
@@ -1096,7 +1097,7 @@ impl SenderSession {
             };
             let report = match self.registry.get(t.tlv_type) {
                 Some(h) if t.flags.unrecognized() && h.decodes_refusals() => {
-                    h.decode(t.flags, t.value, &ctx)
+                    h.decode_in_packet(t.flags, t.value, &ctx, area)
                 }
                 _ if t.flags.unrecognized() => TlvReport::new(
                     t.tlv_type,
@@ -1104,7 +1105,7 @@ impl SenderSession {
                     t.flags,
                     format!("type {} not processed by the reflector", t.tlv_type.0),
                 ),
-                Some(h) => h.decode(t.flags, t.value, &ctx),
+                Some(h) => h.decode_in_packet(t.flags, t.value, &ctx, area),
                 None => TlvReport::new(
                     t.tlv_type,
                     "unknown",

@@ -27,6 +27,8 @@ pub struct Fixture {
     pub clock: ClockFacts,
     /// Authentication mode.
     pub mode: AuthMode,
+    /// The received IP header the handler sees (`None`: a UDP transport).
+    pub ip_header: Option<Vec<u8>>,
 }
 
 impl Fixture {
@@ -41,6 +43,7 @@ impl Fixture {
             ttl: Some(64),
             tos: Some(0),
             rx_time: None,
+            ip_header_len: 0,
         };
         let clock = ClockFacts {
             format: TimestampFormat::Ntp,
@@ -54,6 +57,7 @@ impl Fixture {
             counters: SessionCounters::default(),
             clock,
             mode: AuthMode::Open,
+            ip_header: None,
         }
     }
 
@@ -103,6 +107,7 @@ impl Fixture {
             clock: self.clock,
             receive_time: UnixNanos(0),
             plan: &mut plan,
+            ip_header: self.ip_header.as_deref(),
         };
         let mut slot = TlvSlot::new(&mut area, offset, len);
         let verdict = h.reflect(&mut slot, &mut ctx);
@@ -133,5 +138,6 @@ pub fn reply_meta(tos: Option<u8>) -> RecvMeta {
         ttl: Some(60),
         tos,
         rx_time: None,
+        ip_header_len: 0,
     }
 }

@@ -30,6 +30,13 @@ pub struct RecvMeta {
     pub tos: Option<u8>,
     /// Receive time (CLOCK_REALTIME) and where it came from.
     pub rx_time: Option<(UnixNanos, TimestampSource)>,
+    /// Octets of the received IP header (IPv4 header with options, or IPv6
+    /// fixed header plus extension headers, up to the UDP header) that a
+    /// transport seeing whole packets placed in the receive buffer right
+    /// after the datagram: `buf[len..len + ip_header_len]`. 0 = not
+    /// available (a UDP socket cannot see it). Read it with
+    /// [`RecvMeta::ip_header`].
+    pub ip_header_len: u16,
 }
 
 impl RecvMeta {
@@ -44,7 +51,17 @@ impl RecvMeta {
             ttl: None,
             tos: None,
             rx_time: None,
+            ip_header_len: 0,
         }
+    }
+
+    /// The received IP header, when the transport stored one after the
+    /// datagram in `buf` (the buffer this metadata describes).
+    pub fn ip_header<'b>(&self, buf: &'b [u8]) -> Option<&'b [u8]> {
+        if self.ip_header_len == 0 {
+            return None;
+        }
+        buf.get(self.len..self.len + usize::from(self.ip_header_len))
     }
 }
 

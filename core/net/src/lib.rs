@@ -8,6 +8,10 @@
 //! * [`SystemClock`]: the [`stamp_core::clock::Clock`] over the system clock,
 //!   NTP (UTC) or PTP (TAI) timescale, with the Error Estimate
 //!   (RFC 8762 §4.2.1, RFC 4656 §4.1.2) taken from the kernel's sync state.
+//! * `RawTransport` (feature `raw`, Linux): the reflector's transport over
+//!   a packet socket, which hands TLV handlers the received IP header.
+//! * [`exthdr`]: the sender's IPv6 Destination Options header (sticky
+//!   IPV6_DSTOPTS).
 //!
 //! This is the only crate of the workspace allowed `unsafe`: system calls
 //! and control messages that neither nix nor socket2 wrap safely. Every
@@ -16,12 +20,17 @@
 #![warn(missing_docs)]
 
 pub mod clock;
+pub mod exthdr;
 #[cfg(target_os = "linux")]
 pub mod hwtstamp;
 mod plain;
+#[cfg(all(feature = "raw", target_os = "linux"))]
+pub mod raw;
 #[cfg(target_os = "linux")]
 pub mod txstamp;
 pub mod udp;
 
 pub use clock::{ClockOverrides, ClockStatus, SystemClock};
+#[cfg(all(feature = "raw", target_os = "linux"))]
+pub use raw::RawTransport;
 pub use udp::{BlockingUdpTransport, UdpOptions, UdpTransport};

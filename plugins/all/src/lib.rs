@@ -13,6 +13,8 @@ use stamp_core as _;
 use stamp_tlv_asym as _;
 #[cfg(feature = "ber")]
 use stamp_tlv_ber as _;
+#[cfg(feature = "ext-hdr")]
+use stamp_tlv_ext_hdr as _;
 #[cfg(feature = "rfc8972")]
 use stamp_tlv_rfc8972 as _;
 #[cfg(feature = "rfc9503")]
@@ -43,6 +45,11 @@ pub fn expected_plugins() -> Vec<(&'static str, u8)> {
     v.push(("reflected-test-packet-control", 12));
     #[cfg(feature = "ber")]
     v.extend([("ber-pattern", 240), ("ber-count", 241), ("ber-burst", 242)]);
+    #[cfg(feature = "ext-hdr")]
+    v.extend([
+        ("reflected-ipv6-ext-header", 246),
+        ("reflected-fixed-header", 247),
+    ]);
     v
 }
 

@@ -38,6 +38,7 @@ fn request_meta(len: usize) -> RecvMeta {
         ttl: Some(64),
         tos: Some(0),
         rx_time: None,
+        ip_header_len: 0,
     }
 }
 
@@ -97,6 +98,7 @@ fn exchange(opts: &[(&str, &str)], settings: &[(&str, &str)]) -> Exchange {
             ttl: Some(60),
             tos: None,
             rx_time: None,
+            ip_header_len: 0,
         };
         for _ in 0..plan.copies {
             clock.advance(u64::from(plan.copy_interval_ns));

@@ -35,6 +35,7 @@ impl Fixture {
                 ttl: Some(64),
                 tos: Some(0),
                 rx_time: None,
+                ip_header_len: 0,
             },
             mode: AuthMode::Open,
         }
@@ -69,6 +70,7 @@ impl Fixture {
             },
             receive_time: UnixNanos(0),
             plan: &mut plan,
+            ip_header: None,
         };
         let mut slot = TlvSlot::new(&mut area, offset, len);
         let verdict = h.reflect(&mut slot, &mut ctx);

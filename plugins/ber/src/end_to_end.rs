@@ -91,6 +91,7 @@ fn request_meta(len: usize) -> RecvMeta {
         ttl: Some(64),
         tos: Some(0),
         rx_time: None,
+        ip_header_len: 0,
     }
 }
 
@@ -250,6 +251,7 @@ fn round_trip(
         ttl: Some(60),
         tos: None,
         rx_time: None,
+        ip_header_len: 0,
     };
     match sender.on_reply(
         &reply[..len],
@@ -295,7 +297,7 @@ fn sender_sees_forward_errors_and_counts_reverse_ones() {
         lines(&reports),
         [
             "ber-pattern [-] pattern a5",
-            "ber [-] errors 3",
+            "ber [-] errors 3, reverse errors 4 burst 4",
             "ber-burst [-] burst 2",
         ]
     );
@@ -315,7 +317,7 @@ fn clean_paths_report_zero() {
         lines(&reports),
         [
             "ber-pattern [-] pattern ff00",
-            "ber [-] errors 0",
+            "ber [-] errors 0, reverse errors 0 burst 0",
             "ber-burst [-] burst 0",
         ]
     );
@@ -334,7 +336,7 @@ fn moved_codes_work_when_the_settings_name_them() {
         lines(&reports),
         [
             "ber-pattern [-] pattern ff00",
-            "ber [-] errors 8",
+            "ber [-] errors 8, reverse errors 0 burst 0",
             "ber-burst [-] burst 8",
         ]
     );

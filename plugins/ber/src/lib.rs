@@ -35,11 +35,10 @@
 //! # Reverse direction
 //!
 //! The reflector repairs the padding before replying, so errors in the
-//! reply's padding arose on the reverse path. A handler's `decode` only sees
-//! its own TLV's Value (`DecodeContext` has no view of the reply's TLV
-//! area), so reverse-path counting is not in the per-TLV reports: the
-//! sender (driver or core) can call [`reverse_errors`] on the reply's TLV
-//! area, or the core could pass that area in `DecodeContext`.
+//! reply's padding arose on the reverse path. The Bit Error Count handler
+//! overrides `TlvHandler::decode_in_packet`, which sees the reply's whole
+//! TLV area, and adds [`reverse_errors`] (count and longest burst) to its
+//! report (`reverse_errors`, `reverse_burst`).
 //!
 //! Linking: a binary must name this crate (`use stamp_tlv_ber as _;`) or its
 //! registrations are not linked.

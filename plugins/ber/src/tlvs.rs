@@ -203,6 +203,31 @@ impl TlvHandler for BerHandler {
 
     /// Pattern: `pattern ff00`; count: `errors N` (forward path, name
     /// `ber`); burst: `burst M` (name `ber-burst`); with C, `not measured: …`.
+    /// The Bit Error Count TLV also reports the reverse direction: the
+    /// reflector repaired the padding before replying, so every bit of the
+    /// reply's padding that differs from the pattern flipped on the way
+    /// back (draft §5; [`measure::reverse_errors`]).
+    fn decode_in_packet(
+        &self,
+        flags: TlvFlags,
+        value: &[u8],
+        ctx: &DecodeContext<'_>,
+        tlv_area: &[u8],
+    ) -> TlvReport {
+        let mut r = self.decode(flags, value, ctx);
+        if self.role != BerRole::Count || flags.conformance() || flags.unrecognized() {
+            return r;
+        }
+        if let Some(e) = measure::reverse_errors(tlv_area, &self.codes) {
+            r.summary
+                .push_str(&format!(", reverse errors {} burst {}", e.errors, e.burst));
+            r = r
+                .field("reverse_errors", e.errors)
+                .field("reverse_burst", e.burst);
+        }
+        r
+    }
+
     fn decode(&self, flags: TlvFlags, value: &[u8], ctx: &DecodeContext<'_>) -> TlvReport {
         let conformant = !flags.conformance();
         match self.role {

@@ -131,6 +131,7 @@ mod tests {
                 seq: 9,
                 sent_before: 9,
                 ssid: 0,
+                packet_len: 0,
             },
         );
         assert_eq!(v, [0, 0, 0, 10, 0, 0, 0, 0, 0, 0, 0, 0]);
@@ -140,6 +141,7 @@ mod tests {
                 seq: 0,
                 sent_before: u64::from(u32::MAX),
                 ssid: 0,
+                packet_len: 0,
             },
         );
         assert_eq!(&v[..4], &[0, 0, 0, 0]); // wraps

@@ -61,6 +61,7 @@ fn request_meta(len: usize) -> RecvMeta {
         ttl: Some(64),
         tos: Some(0xBA),
         rx_time: None,
+        ip_header_len: 0,
     }
 }
 
@@ -294,6 +295,7 @@ fn round_trip(opts: &[(&str, &str)], stateful: bool, count: usize) -> Vec<Vec<Tl
             ttl: Some(60),
             tos: plan.tos,
             rx_time: None,
+            ip_header_len: 0,
         };
         match sender.on_reply(
             &reply[..len],

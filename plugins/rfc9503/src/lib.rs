@@ -14,11 +14,12 @@
 //! Address may name (the driver fills it from the interfaces; the address a
 //! request arrived on always counts).
 //!
-//! What a UDP-socket reflector cannot do (see [`return_path`]): reply along
-//! an SR-MPLS label stack or an SRv6 segment list. Such requests are
-//! answered on the normal path with U on the Return Path TLV (§4).
-//! TODO(srv6-return-path): an IPv6 Routing Header (`IPV6_RTHDR` cmsg) in a
-//! later transport could honour SRv6 segment lists.
+//! SRv6 segment lists are honoured with a Segment Routing Header when the
+//! plugin setting `srv6-return-path` is true (the Linux binaries set it;
+//! the driver sends such replies with a sticky IPV6_RTHDR). What a
+//! UDP-socket reflector cannot do (see [`return_path`]): reply along an
+//! SR-MPLS label stack; such requests are answered on the normal path with
+//! U on the Return Path TLV (§4).
 //!
 //! Linking: a binary must name this crate (`use stamp_tlv_rfc9503 as _;`) or
 //! its registrations are not linked.
@@ -46,4 +47,7 @@ pub const SENDER_OPTION_KEYS: [&str; 5] = [
 ];
 
 /// Every reflector plugin setting the factories of this crate read.
-pub const PLUGIN_SETTING_KEYS: [&str; 1] = [destination_node_address::SETTING_LOCAL_ADDRESSES];
+pub const PLUGIN_SETTING_KEYS: [&str; 2] = [
+    destination_node_address::SETTING_LOCAL_ADDRESSES,
+    return_path::SETTING_SRV6_RETURN_PATH,
+];

@@ -62,5 +62,8 @@ fn option_key_lists_are_exact() {
             "return-srv6-sids",
         ]
     );
-    assert_eq!(crate::PLUGIN_SETTING_KEYS, ["local-addresses"]);
+    assert_eq!(
+        crate::PLUGIN_SETTING_KEYS,
+        ["local-addresses", "srv6-return-path"]
+    );
 }

@@ -31,20 +31,21 @@
 //!   request's source port. An address the reply socket cannot reach
 //!   (another family, unspecified, multicast or broadcast) means the path
 //!   cannot be used: U.
-//! * Segment lists (§4.1.3): a UDP-socket reflector cannot push an MPLS
-//!   label stack or add a Segment Routing Header per packet through the
-//!   reply plan, so a request carrying one is answered on the normal path
-//!   with U on the Return Path TLV (§4: "cannot use the Return Path" → U),
-//!   even when a Return Address comes with it.
+//! * Segment lists (§4.1.3): an SRv6 Segment List is honoured when the
+//!   plugin setting [`SETTING_SRV6_RETURN_PATH`] says the driver can add a
+//!   Segment Routing Header (RFC 8754) to the reply (the Linux binaries
+//!   set it) and the peer is IPv6: the reply plan gets
+//!   [`stamp_core::ReplyPlan::srv6_route`], the reply visits the SIDs in
+//!   order and then goes to the request's source, or to the Return Address
+//!   when one comes with the list (both sub-TLVs then have their flags
+//!   cleared). Otherwise, and always for an SR-MPLS label stack (no label
+//!   push from a UDP socket), the request is answered on the normal path
+//!   with U on the Return Path TLV (§4: "cannot use the Return Path" → U).
 //!
 //! Sub-TLV flags in the reply: the sub-TLV that was acted upon has its
 //! flags cleared; ignored or unknown sub-TLVs have U set.
 //!
-//! TODO(srv6-return-path): the SRv6 case could be honoured by a later
-//! transport that attaches an IPv6 Routing Header (type 4, SRH) to the reply
-//! with the `IPV6_RTHDR` ancillary message (RFC 3542 §7) — it would need a
-//! reply-plan field carrying the segment list and a driver that sends with
-//! it. SR-MPLS needs a raw/AF_MPLS transport and stays out of reach of UDP.
+//! SR-MPLS needs a raw/AF_MPLS transport and stays out of reach of UDP.
 //! Also, "reply on the same link" (Control Code 1) is not pinned to the
 //! receive interface: the reply plan has no egress interface field yet.
 
@@ -52,8 +53,8 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 use serde_json::Value;
 use stamp_core::{
-    DecodeContext, ReflectContext, TlvHandler, TlvOptions, TlvReport, TlvSlot, TlvTemplate,
-    TlvVerdict,
+    DecodeContext, ReflectContext, Srv6Route, TlvHandler, TlvOptions, TlvReport, TlvSlot,
+    TlvTemplate, TlvVerdict,
 };
 use stamp_wire::tlv::{emit_header, HEADER_LEN};
 use stamp_wire::{TlvFlags, TlvIter, TlvType};
@@ -113,16 +114,33 @@ impl ReturnPathSubTlv {
     }
 }
 
+/// Reflector plugin setting: `true` when the driver can send a reply with
+/// an SRv6 Segment Routing Header ([`stamp_core::ReplyPlan::srv6_route`]);
+/// the binaries set it on Linux.
+pub const SETTING_SRV6_RETURN_PATH: &str = "srv6-return-path";
+
+/// Most SIDs in one Segment Routing Header: its Hdr Ext Len is 2 × (SIDs +
+/// 1, the final destination) and fits one octet.
+pub const MAX_SRV6_SIDS: usize = 126;
+
 /// Handler of the Return Path TLV.
 #[derive(Debug)]
 pub struct ReturnPathHandler {
     code: TlvType,
+    srv6: bool,
 }
 
 impl ReturnPathHandler {
-    /// A handler for type `code`.
+    /// A handler for type `code` that cannot steer replies along SRv6
+    /// segment lists.
     pub fn new(code: TlvType) -> Self {
-        ReturnPathHandler { code }
+        ReturnPathHandler { code, srv6: false }
+    }
+
+    /// A handler that asks the driver to steer replies along SRv6 segment
+    /// lists when `srv6` is true.
+    pub fn with_srv6(code: TlvType, srv6: bool) -> Self {
+        ReturnPathHandler { code, srv6 }
     }
 }
 
@@ -132,7 +150,10 @@ stamp_core::register_tlv! {
     name: "Return Path",
     spec: "RFC 9503 §4",
     configurable_code: false,
-    factory: |code, _settings| Ok(Box::new(ReturnPathHandler::new(code))),
+    factory: |code, settings| Ok(Box::new(ReturnPathHandler::with_srv6(
+        code,
+        settings.flag(SETTING_SRV6_RETURN_PATH),
+    ))),
 }
 
 /// First occurrence (offset in the Value) of each known sub-TLV.
@@ -210,6 +231,50 @@ fn return_destination(addr: IpAddr, src: SocketAddr) -> Option<SocketAddr> {
     Some(SocketAddr::new(ip, src.port()))
 }
 
+/// Offset of a TLV's Value in the TLV area, for the TLV at `offset`.
+fn slot_value_offset(offset: usize) -> usize {
+    offset + HEADER_LEN
+}
+
+impl ReturnPathHandler {
+    /// Plan an SRv6 return path from the Segment List sub-TLV at `seg` of
+    /// `value` (whose first octet is at `value_at` in the TLV area).
+    fn srv6_plan(
+        &self,
+        value: &[u8],
+        seg: usize,
+        return_address: Option<usize>,
+        value_at: usize,
+        ctx: &mut ReflectContext<'_>,
+    ) -> Option<()> {
+        if !self.srv6 || value[seg + 1] != ReturnPathSubTlv::SRV6_SEGMENT_LIST.0 {
+            return None;
+        }
+        let len = u16::from_be_bytes([value[seg + 2], value[seg + 3]]) as usize;
+        let count = len / 16;
+        if count == 0 || count > MAX_SRV6_SIDS {
+            return None;
+        }
+        // An IPv6 peer (not IPv4 seen through a dual-stack socket).
+        let native_v6 = |a: IpAddr| matches!(a, IpAddr::V6(v) if v.to_ipv4_mapped().is_none());
+        let mut dst = ctx.meta.src;
+        if let Some(at) = return_address {
+            let alen = u16::from_be_bytes([value[at + 2], value[at + 3]]) as usize;
+            let addr = parse_address(&value[at + HEADER_LEN..at + HEADER_LEN + alen])?;
+            dst = return_destination(addr, ctx.meta.src)?;
+        }
+        if !native_v6(dst.ip()) || !native_v6(ctx.meta.src.ip()) {
+            return None;
+        }
+        ctx.plan.dst = dst;
+        ctx.plan.srv6_route = Some(Srv6Route {
+            offset: u16::try_from(value_at + seg + HEADER_LEN).ok()?,
+            count: count as u8,
+        });
+        Some(())
+    }
+}
+
 impl TlvHandler for ReturnPathHandler {
     /// RFC 9503 uses U for "recognized but refused": decode it anyway.
     fn decodes_refusals(&self) -> bool {
@@ -248,9 +313,26 @@ impl TlvHandler for ReturnPathHandler {
                 ctx.plan.suppress = true;
             }
             (Some(at), TlvVerdict::Processed)
-        } else if found.segment_list.is_some() {
-            // Cannot steer the reply along a segment list from a UDP socket.
-            (None, TlvVerdict::Unrecognized)
+        } else if let Some(seg) = found.segment_list {
+            // SR-MPLS: no label stack from a UDP socket → U. SRv6: a Segment
+            // Routing Header when the driver can add one and the peer is
+            // IPv6 (with a Return Address, that is the final destination).
+            match self.srv6_plan(
+                value,
+                seg,
+                found.return_address,
+                slot_value_offset(offset),
+                ctx,
+            ) {
+                Some(()) => {
+                    // Both the list and the address (if any) were used.
+                    if let Some(at) = found.return_address {
+                        value[at] = 0;
+                    }
+                    (Some(seg), TlvVerdict::Processed)
+                }
+                None => (None, TlvVerdict::Unrecognized),
+            }
         } else if let Some(at) = found.return_address {
             let len = u16::from_be_bytes([value[at + 2], value[at + 3]]) as usize;
             let addr = parse_address(&value[at + HEADER_LEN..at + HEADER_LEN + len]);
@@ -268,7 +350,15 @@ impl TlvHandler for ReturnPathHandler {
         let mut off = 0;
         while off + HEADER_LEN <= value.len() {
             let len = u16::from_be_bytes([value[off + 2], value[off + 3]]) as usize;
-            value[off] = if Some(off) == used { 0 } else { TlvFlags::U.0 };
+            let keep_clear = value[off] == 0
+                && verdict == TlvVerdict::Processed
+                && found.segment_list == used
+                && Some(off) == found.return_address;
+            value[off] = if Some(off) == used || keep_clear {
+                0
+            } else {
+                TlvFlags::U.0
+            };
             off += HEADER_LEN + len;
         }
         verdict
@@ -565,6 +655,57 @@ mod tests {
             assert_eq!(verdict, TlvVerdict::Unrecognized, "{sub:?}");
             assert_eq!(plan.dst, f.meta.src);
             assert_eq!(out[4], 0x80);
+        }
+    }
+
+    #[test]
+    fn srv6_segment_list_is_planned_when_the_driver_can_add_an_srh() {
+        let h = ReturnPathHandler::with_srv6(TlvType::RETURN_PATH, true);
+        let mut f = Fixture::v4();
+        f.meta.src = "[2001:db8::2]:40000".parse().unwrap();
+        f.meta.dst = Some("2001:db8::1".parse().unwrap());
+        let mut srv6 = vec![0x80, 4, 0, 32];
+        srv6.extend_from_slice(&"2001:db8:a::1".parse::<Ipv6Addr>().unwrap().octets());
+        srv6.extend_from_slice(&"2001:db8:b::1".parse::<Ipv6Addr>().unwrap().octets());
+        let tlv = rp(&srv6);
+        let (out, verdict, plan) = f.reflect(&h, &tlv);
+        assert_eq!(verdict, TlvVerdict::Processed);
+        assert_eq!(out[4], 0, "sub-TLV flags cleared");
+        // TLV header 4 + sub-TLV header 4: the first SID at octet 8 of the
+        // TLV area (the engine rebases it onto the reply).
+        assert_eq!(
+            plan.srv6_route,
+            Some(Srv6Route {
+                offset: 8,
+                count: 2
+            })
+        );
+        assert_eq!(plan.dst, f.meta.src);
+        // With an IPv6 Return Address: the final destination is that.
+        let mut subs = vec![0x80, 2, 0, 16];
+        subs.extend_from_slice(&"2001:db8:c::9".parse::<Ipv6Addr>().unwrap().octets());
+        subs.extend_from_slice(&srv6);
+        let (out, verdict, plan) = f.reflect(&h, &rp(&subs));
+        assert_eq!(verdict, TlvVerdict::Processed);
+        assert_eq!((out[4], out[24]), (0, 0), "both sub-TLVs used");
+        assert_eq!(plan.dst, "[2001:db8:c::9]:40000".parse().unwrap());
+        assert_eq!(plan.srv6_route.map(|r| r.offset), Some(28));
+        // An IPv4 peer, or the capability off: U, nothing planned.
+        for (h, meta_src) in [
+            (
+                ReturnPathHandler::with_srv6(TlvType::RETURN_PATH, true),
+                "198.51.100.2:40000",
+            ),
+            (
+                ReturnPathHandler::with_srv6(TlvType::RETURN_PATH, true),
+                "[::ffff:198.51.100.2]:40000",
+            ),
+            (handler(), "[2001:db8::2]:40000"),
+        ] {
+            f.meta.src = meta_src.parse().unwrap();
+            let (_, verdict, plan) = f.reflect(&h, &tlv);
+            assert_eq!(verdict, TlvVerdict::Unrecognized, "{meta_src}");
+            assert_eq!(plan.srv6_route, None);
         }
     }
 

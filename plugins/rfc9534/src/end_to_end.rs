@@ -48,6 +48,7 @@ fn request_meta(len: usize) -> RecvMeta {
         ttl: Some(64),
         tos: Some(0),
         rx_time: None,
+        ip_header_len: 0,
     }
 }
 
@@ -190,6 +191,7 @@ fn round_trip(
         ttl: Some(60),
         tos: None,
         rx_time: None,
+        ip_header_len: 0,
     };
     match sender.on_reply(
         &reply[..len],
