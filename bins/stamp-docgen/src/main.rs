@@ -56,8 +56,6 @@ const NOT_YET_IMPLEMENTED: &[&str] = &[
     "reflected-fixed-hdr",
     "reflected-ipv6-ext-hdr",
     "report-interval",
-    "snmp",
-    "snmp-socket",
     "hwtstamp",
     "histogram",
     "plot",

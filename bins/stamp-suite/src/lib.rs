@@ -13,6 +13,11 @@ mod reflector_run;
 mod report;
 mod sender_run;
 mod shutdown;
+#[cfg(all(feature = "snmp", unix))]
+mod snmp;
+#[cfg(not(all(feature = "snmp", unix)))]
+#[path = "snmp_off.rs"]
+mod snmp;
 
 pub use app::main_for;
 pub use stamp_config::Role;

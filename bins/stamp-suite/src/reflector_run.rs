@@ -66,10 +66,16 @@ pub async fn run(s: &Settings, registry: Registry) -> Result<ExitCode, String> {
         s.local_port.unwrap_or(862),
     );
     let workers = worker_count(s);
+    if s.snmp && !crate::snmp::AVAILABLE {
+        return Err(crate::snmp::NO_SNMP.to_string());
+    }
     // The endpoint binds first: a bad --metrics-addr fails before any worker.
-    let metrics = if s.metrics {
+    // The SNMP sub-agent reads the same counters.
+    let metrics = if s.metrics || s.snmp {
         let m = ReflectorMetrics::new(workers);
-        crate::metrics::start(s.metrics_addr, m.clone()).await?;
+        if s.metrics {
+            crate::metrics::start(s.metrics_addr, m.clone()).await?;
+        }
         Some(m)
     } else {
         None
@@ -148,6 +154,11 @@ pub async fn run(s: &Settings, registry: Registry) -> Result<ExitCode, String> {
         }
     }
     let bound = bound.unwrap_or(local);
+    if s.snmp {
+        if let Some(m) = &spec.metrics {
+            crate::snmp::start_reflector(s, bound.port(), workers, m.clone())?;
+        }
+    }
     tracing::info!(
         address = %bound,
         workers,
@@ -275,6 +286,9 @@ async fn serve(
                 reflector.expire_sessions(Instant::now());
                 if let Some(m) = metrics {
                     m.publish(reflector.stats(), reflector.sessions().len(), send_errors);
+                    if m.sessions_wanted() {
+                        m.publish_sessions(reflector.sessions());
+                    }
                 }
                 continue;
             }
@@ -339,9 +353,14 @@ async fn serve(
                 }
             }
         }
-        // After each batch: a few relaxed stores into this worker's slot.
+        // After each batch: a few relaxed stores into this worker's slot
+        // (and, when the SNMP sub-agent asked, a bounded copy of the
+        // session rows).
         if let Some(m) = metrics {
             m.publish(reflector.stats(), reflector.sessions().len(), send_errors);
+            if m.sessions_wanted() {
+                m.publish_sessions(reflector.sessions());
+            }
         }
     }
 
