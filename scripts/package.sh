@@ -18,7 +18,9 @@ command -v cargo-deb >/dev/null 2>&1 || missing+=(cargo-deb)
 command -v cargo-generate-rpm >/dev/null 2>&1 || missing+=(cargo-generate-rpm)
 if ((${#missing[@]})); then
     echo "==> installing ${missing[*]}"
+    t0=$SECONDS
     cargo install --locked "${missing[@]}"
+    echo "==> installed ${missing[*]} in $((SECONDS - t0)) s"
 fi
 
 target_dir="${CARGO_TARGET_DIR:-target}"
