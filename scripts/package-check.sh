@@ -89,8 +89,8 @@ done
 for page in stamp-suite stamp-reflector stamp-sender; do
     check "deb has man page $page(1)" grep -Eq "\./usr/share/man/man1/$page\.1(\.gz)?$" "$work/deb.list"
 done
-check "deb: every entry owned by root/root" \
-    awk '$2 != "root/root" { bad = 1 } END { exit bad }' "$work/deb.list"
+check "deb: every entry owned by root (uid and gid 0)" \
+    awk '$2 != "root/root" && $2 != "0/0" { bad = 1 } END { exit bad }' "$work/deb.list"
 check "deb: Package is stamp-suite" test "$(dpkg-deb -f "$deb" Package)" = stamp-suite
 check "deb: Architecture is $(dpkg --print-architecture)" \
     test "$(dpkg-deb -f "$deb" Architecture)" = "$(dpkg --print-architecture)"
@@ -118,20 +118,26 @@ for f in /usr/bin/stamp-suite /usr/bin/stamp-reflector /usr/bin/stamp-sender \
     /lib/systemd/system/stamp-reflector.service /etc/stamp/stamp.toml \
     /usr/share/snmp/mibs/STAMP-SUITE-MIB.txt; do
     check "dpkg -L lists $f" grep -qx "$f" "$work/dpkg-L"
+done
+for f in /usr/bin/stamp-suite /usr/bin/stamp-reflector /usr/bin/stamp-sender \
+    /lib/systemd/system/stamp-reflector.service /usr/share/snmp/mibs/STAMP-SUITE-MIB.txt; do
     check "$f is in the root" test -f "$root$f"
 done
+# A conffile waits as .dpkg-new until configure (dpkg's conffile handling).
+conf="$root/etc/stamp/stamp.toml.dpkg-new"
+check "/etc/stamp/stamp.toml unpacked as a conffile (.dpkg-new)" test -f "$conf"
 for b in stamp-suite stamp-reflector stamp-sender; do
     check "installed $b is the built one" cmp -s "$root/usr/bin/$b" "$target_dir/release/$b"
     check "installed $b is executable" test -x "$root/usr/bin/$b"
 done
 check "installed unit is packaging/stamp-reflector.service" \
     cmp -s "$root/lib/systemd/system/stamp-reflector.service" packaging/stamp-reflector.service
-check "installed config is packaging/stamp.toml" cmp -s "$root/etc/stamp/stamp.toml" packaging/stamp.toml
+check "installed config is packaging/stamp.toml" cmp -s "$conf" packaging/stamp.toml
 check "installed MIB is doc/STAMP-SUITE-MIB.txt" \
     cmp -s "$root/usr/share/snmp/mibs/STAMP-SUITE-MIB.txt" doc/STAMP-SUITE-MIB.txt
 # The installed reflector starts on the installed config (port 0 instead
 # of 862, on loopback; stopped with SIGINT after a second).
-timeout -s INT 2 "$root/usr/bin/stamp-reflector" --config "$root/etc/stamp/stamp.toml" \
+timeout -s INT 2 "$root/usr/bin/stamp-reflector" --config "$conf" \
     --local-addr 127.0.0.1 --local-port 0 >"$work/refl.out" 2>"$work/refl.err" || true
 check "installed reflector runs on the installed config" grep -q 'stamp reflector listening on 127.0.0.1:' "$work/refl.err"
 check "installed reflector prints its summary on SIGINT" grep -q 'Packets received: 0' "$work/refl.out"
@@ -150,11 +156,11 @@ else
             mkdir -p "$sys/$d"
         fi
     done
-    for f in passwd group shadow gshadow login.defs nsswitch.conf adduser.conf deluser.conf; do
-        [ -e "/etc/$f" ] && cp -a "/etc/$f" "$sys/etc/"
+    # What useradd / adduser (and chfn, through PAM) read, copied.
+    for f in passwd group shadow gshadow login.defs nsswitch.conf adduser.conf deluser.conf \
+        pam.conf pam.d security default skel; do
+        if [ -e "/etc/$f" ]; then cp -a "/etc/$f" "$sys/etc/"; fi
     done
-    [ -d /etc/default ] && cp -a /etc/default "$sys/etc/"
-    [ -d /etc/skel ] && cp -a /etc/skel "$sys/etc/"
     dpkg-deb -e "$deb" "$sys/DEBIAN"
     host_passwd=$(sha256sum /etc/passwd /etc/group)
     # Non-usr-merged hosts: bind the top-level directories too.
@@ -193,12 +199,19 @@ fi
 # ------------------------------------------------- 4. systemd-analyze
 echo "==> systemd-analyze on the installed unit"
 if command -v systemd-analyze >/dev/null 2>&1; then
-    # verify resolves ExecStart= against the root, so it finds the installed
-    # /usr/bin/stamp-reflector there.
-    if systemd-analyze verify --root="$root" \
+    # verify resolves ExecStart= and the units it depends on inside the
+    # root: it finds the installed /usr/bin/stamp-reflector there, and the
+    # host's systemd units are copied in as a system with systemd would have
+    # them. Documentation=man:stamp-reflector(1) is looked up in the
+    # installed man pages (MANPATH), where man(1) is available.
+    mkdir -p "$root/usr/lib/systemd"
+    cp -a /usr/lib/systemd/system "$root/usr/lib/systemd/"
+    man_opt=--man=yes
+    command -v man >/dev/null 2>&1 || man_opt=--man=no
+    if MANPATH="$root/usr/share/man" systemd-analyze verify "$man_opt" --root="$root" \
         /lib/systemd/system/stamp-reflector.service >"$work/verify.log" 2>&1 \
         && ! grep -q . "$work/verify.log"; then
-        pass "systemd-analyze verify (no warning)"
+        pass "systemd-analyze verify $man_opt (no warning)"
     else
         fail "systemd-analyze verify"
         sed 's/^/      /' "$work/verify.log"
@@ -228,7 +241,15 @@ if command -v rpm >/dev/null 2>&1; then
     check "rpm: requires shadow-utils" grep -q '^shadow-utils' <<<"$(rpm -qp --requires "$rpm" 2>/dev/null)"
     if command -v rpm2cpio >/dev/null 2>&1 && command -v cpio >/dev/null 2>&1; then
         mkdir -p "$work/rpmroot"
-        (cd "$work/rpmroot" && rpm2cpio "$rpm" | cpio -idm --quiet)
+        # Debian's rpm2cpio exits 1 after writing a complete payload; the
+        # cpio unpack and the comparisons below are what count.
+        rpm2cpio "$rpm" >"$work/payload.cpio" 2>"$work/cpio.log" || true
+        if (cd "$work/rpmroot" && cpio -idm <"$work/payload.cpio") >>"$work/cpio.log" 2>&1; then
+            pass "rpm2cpio | cpio unpacks the payload"
+        else
+            fail "rpm2cpio | cpio unpacks the payload"
+            sed 's/^/      /' "$work/cpio.log"
+        fi
         for b in stamp-suite stamp-reflector stamp-sender; do
             check "rpm's $b is the built one" cmp -s "$work/rpmroot/usr/bin/$b" "$target_dir/release/$b"
         done
