@@ -161,6 +161,10 @@ else
         pam.conf pam.d security default skel; do
         if [ -e "/etc/$f" ]; then cp -a "/etc/$f" "$sys/etc/"; fi
     done
+    # Whatever the host has, the postinst must create the account itself.
+    for f in passwd group shadow gshadow; do
+        if [ -f "$sys/etc/$f" ]; then sed -i '/^stamp:/d' "$sys/etc/$f"; fi
+    done
     dpkg-deb -e "$deb" "$sys/DEBIAN"
     host_passwd=$(sha256sum /etc/passwd /etc/group)
     # Non-usr-merged hosts: bind the top-level directories too.
