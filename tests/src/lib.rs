@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 
 use libc as _;
 
+pub mod netns;
+pub mod relay;
+
 /// Path of a workspace binary in the same target directory as this test.
 pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
@@ -41,7 +44,20 @@ impl Reflector {
     /// Start `binary` with `args` plus `-o 0` (unless a port is given) and
     /// wait for its "listening on" line.
     pub fn start_with(binary: &str, args: &[&str], envs: &[(&str, &str)]) -> Reflector {
-        let mut cmd = Command::new(bin(binary));
+        Self::start_command(Command::new(bin(binary)), args, envs)
+    }
+
+    /// `stamp-suite -i` with `args`, inside the network namespace `ns`.
+    pub fn start_in(ns: &netns::Netns, args: &[&str]) -> Reflector {
+        let mut a = vec!["-i"];
+        a.extend_from_slice(args);
+        Self::start_command(ns.cmd(bin("stamp-suite")), &a, &[])
+    }
+
+    /// Start a prepared command (the binary, maybe behind a wrapper such as
+    /// `ip netns exec`) with `args` plus `-o 0` unless a port is given, and
+    /// wait for its "listening on" line.
+    pub fn start_command(mut cmd: Command, args: &[&str], envs: &[(&str, &str)]) -> Reflector {
         cmd.args(args);
         if !args.iter().any(|a| *a == "-o" || *a == "--local-port") {
             cmd.args(["-o", "0"]);
@@ -160,27 +176,7 @@ pub fn run(binary: &str, args: &[&str], envs: &[(&str, &str)], limit: Duration) 
     for (k, v) in envs {
         cmd.env(k, v);
     }
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let t0 = Instant::now();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
-        }
-        if t0.elapsed() > limit {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "{binary} {args:?} did not finish within {limit:?}\nstdout: {}\nstderr: {}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    run_command(&mut cmd, limit)
 }
 
 /// `stamp-suite` as a sender against `target` (`ADDR` or `[ADDR]`).
@@ -233,14 +229,46 @@ pub fn run_command(cmd: &mut Command, limit: Duration) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    // Drain both pipes while it runs: a child that writes more than a pipe
+    // holds would otherwise block forever.
+    let drain = |r: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut v);
+            }
+            v
+        })
+    };
+    let out_t = drain(
+        child
+            .stdout
+            .take()
+            .map(|r| Box::new(r) as Box<dyn Read + Send>),
+    );
+    let err_t = drain(
+        child
+            .stderr
+            .take()
+            .map(|r| Box::new(r) as Box<dyn Read + Send>),
+    );
     let t0 = Instant::now();
     loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
+        if let Some(status) = child.try_wait().unwrap() {
+            return Output {
+                status,
+                stdout: out_t.join().unwrap(),
+                stderr: err_t.join().unwrap(),
+            };
         }
         if t0.elapsed() > limit {
             let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
+            let status = child.wait().unwrap();
+            let out = Output {
+                status,
+                stdout: out_t.join().unwrap(),
+                stderr: err_t.join().unwrap(),
+            };
             panic!(
                 "{cmd:?} did not finish within {limit:?}\nstdout: {}\nstderr: {}",
                 String::from_utf8_lossy(&out.stdout),

@@ -314,7 +314,14 @@ async fn serve(
                 Outcome::Reply { len, plan } => {
                     let mut m = SendMeta::new(len, plan.dst);
                     m.src = plan.src;
-                    m.ifindex = if plan.src.is_some() { meta.ifindex } else { 0 };
+                    // The routing table picks the way back (the path may be
+                    // asymmetric); only a link-local peer needs the
+                    // interface the request came in on.
+                    m.ifindex = if plan.src.is_some() && link_local(plan.dst.ip()) {
+                        meta.ifindex
+                    } else {
+                        0
+                    };
                     m.tos = plan.tos;
                     tx_meta.push(m);
                     if plan.copies > 1 {
@@ -502,5 +509,13 @@ impl Trains {
             t.next += t.interval;
         }
         self.pending.retain(|t| t.remaining > 0);
+    }
+}
+
+/// IPv6 link-local (fe80::/10): only reachable through a given interface.
+fn link_local(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V6(a) => a.segments()[0] & 0xffc0 == 0xfe80,
+        std::net::IpAddr::V4(_) => false,
     }
 }
