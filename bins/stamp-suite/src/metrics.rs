@@ -806,6 +806,62 @@ mod tests {
         assert_eq!(sum, 5_000_070_000);
     }
 
+    /// The session rows a walk asks for: a worker with sessions publishes
+    /// them at its next batch (here: by hand), one without is skipped, and
+    /// a reader that finds a worker silent gives up after the wait.
+    #[test]
+    fn session_rows_are_copied_on_request() {
+        use stamp_core::session::SessionKey;
+        let m = ReflectorMetrics::new(2);
+        let mut table = SessionTable::new(16, Duration::from_secs(60));
+        let now = Instant::now();
+        for (port, ssid) in [(4000u16, 7u16), (4001, 9)] {
+            let key = SessionKey {
+                peer: SocketAddr::from(([127, 0, 0, 1], port)),
+                local: None,
+                local_port: 862,
+                ssid,
+            };
+            let (st, created) = table.get_or_create(key, now).unwrap();
+            assert!(created);
+            st.rx_packets = u64::from(ssid) * 10;
+        }
+        let st = ReflectorStats::default();
+        // Nothing asked yet: nothing to publish, nothing copied.
+        assert!(!m.worker(0).sessions_wanted());
+        m.worker(0).publish(&st, table.len(), 0);
+        std::thread::scope(|scope| {
+            let reader = scope.spawn(|| m.session_rows(Duration::from_secs(5)));
+            // The "worker": answers once asked.
+            let w = m.worker(0);
+            let t0 = Instant::now();
+            while !w.sessions_wanted() {
+                assert!(t0.elapsed() < Duration::from_secs(5));
+                std::thread::yield_now();
+            }
+            w.publish_sessions(&table);
+            assert!(!w.sessions_wanted());
+            let mut rows = reader.join().unwrap();
+            rows.sort_by_key(|r| r.ssid);
+            assert_eq!(rows.len(), 2);
+            assert_eq!(
+                (rows[0].ssid, rows[0].rx, rows[0].peer.port()),
+                (7, 70, 4000)
+            );
+            assert_eq!((rows[1].ssid, rows[1].rx), (9, 90));
+        });
+        // A worker that holds sessions but does not answer: the reader
+        // waits its bound, then shows what was published last.
+        let t0 = Instant::now();
+        assert_eq!(m.session_rows(Duration::from_millis(50)).len(), 2);
+        assert!(t0.elapsed() >= Duration::from_millis(50));
+        // No session any more: no rows, no wait.
+        m.worker(0).publish(&st, 0, 0);
+        let t0 = Instant::now();
+        assert!(m.session_rows(Duration::from_secs(5)).is_empty());
+        assert!(t0.elapsed() < Duration::from_secs(1));
+    }
+
     #[test]
     fn reflector_text_has_every_reason() {
         let m = ReflectorMetrics::new(2);
