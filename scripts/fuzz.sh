@@ -12,10 +12,12 @@
 # `cargo +nightly fuzz run <target> <file>`.
 #
 # Needs the nightly toolchain (libFuzzer and sanitizers); installs cargo-fuzz
-# when it is missing. CI does not run this: the short run on the stable
-# toolchain is covered by the proptest harnesses over the same targets,
-# core/wire/tests/properties.rs and core/engine/tests/properties.rs
-# (run by scripts/test.sh). Use this script for long runs:
+# when it is missing. CI does not run this: its short fuzz run is
+# tests/e2e/fuzz_stable.rs on the stable toolchain, which runs the same six
+# target functions (fuzz_targets/targets.rs) with the same seeds and a small
+# mutational fuzzer for STAMP_FUZZ_SECS (default 4) each, beside the
+# proptest properties of core/wire and core/engine (all run by
+# scripts/test.sh). Use this script for long runs:
 #   scripts/fuzz.sh 3600 reflector_step
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -23,7 +23,8 @@ ignore\t'Strip them, keeping the request\'s length'"
 complete -c stamp-reflector -l reflector-member-link-id -d 'RFC 9534 reflector micro-session ID (member-link identifier)' -r
 complete -c stamp-reflector -l max-pps -d 'Most requests per second answered per source (IPv4 address or IPv6 /64), token bucket' -r
 complete -c stamp-reflector -l reflector-rate-burst -d 'Burst allowed above --max-pps' -r
-complete -c stamp-reflector -l max-sessions -d 'Most stateful sessions kept at once [default: 65536]' -r
+complete -c stamp-reflector -l global-max-pps -d 'Most requests per second answered from all sources together (every worker), token bucket with one second of burst' -r
+complete -c stamp-reflector -l max-sessions -d 'Most stateful sessions kept at once; a new one evicts the least recently used [default: 65536]' -r
 complete -c stamp-reflector -l reflected-control-max-count -d 'Asymmetrical packets policy: most replies per request' -r
 complete -c stamp-reflector -l reflected-control-max-size -d 'Asymmetrical packets policy: largest reply, octets' -r
 complete -c stamp-reflector -l reflected-control-min-interval-ns -d 'Asymmetrical packets policy: shortest interval between replies, ns' -r
@@ -49,17 +50,18 @@ complete -c stamp-reflector -l tlv-opt -d 'Raw option for a TLV plugin (sender a
 complete -c stamp-reflector -l output-format -d 'Result format [default: text]' -r -f -a "text\t'Human-readable text; the summary keeps the layout scripts parse'
 json\t'One JSON object per record'
 csv\t'Comma-separated values with a header line'"
-complete -c stamp-reflector -l report-interval -d 'Print interim statistics every S seconds' -r
+complete -c stamp-reflector -l report-interval -d 'Print interim (cumulative) statistics every S seconds' -r
 complete -c stamp-reflector -l log-format -d 'Log format [default: text]' -r -f -a "text\t'Plain text'
 json\t'One JSON object per line'"
 complete -c stamp-reflector -l log-level -d 'Log filter, e.g. info or stamp_core=debug [default: info]' -r
 complete -c stamp-reflector -l metrics-addr -d 'Address of the Prometheus endpoint [default: 127.0.0.1:9090]' -r
 complete -c stamp-reflector -l snmp-socket -d 'AgentX socket of the master agent [default: /var/agentx/master]' -r -F
+complete -c stamp-reflector -l user -d 'Reflector started as root: bind the socket(s), then drop to this user\'s uid, gid and groups before any packet is read' -r
 complete -c stamp-reflector -l workers -d 'Worker threads [default: one per CPU]' -r
 complete -c stamp-reflector -l hwtstamp -d 'Hardware timestamping [default: auto]' -r -f -a "auto\t'Use hardware timestamps where the interface offers them, else software'
 on\t'Require hardware timestamps: failing to enable them is an error'
 off\t'Never use hardware timestamps'"
-complete -c stamp-reflector -l plot -d 'Write an RTT plot to FILE' -r -F
+complete -c stamp-reflector -l plot -d 'Write an SVG plot to FILE: delay over time with losses marked, and the latency CDF' -r -F
 complete -c stamp-reflector -s i -l is-reflector -d 'Run as Session-Reflector (else Session-Sender)'
 complete -c stamp-reflector -l stateful-reflector -d 'Keep per-session reflector counters (RFC 8762 §4.3.2)'
 complete -c stamp-reflector -l verify-tlv-hmac -d 'Verify the HMAC TLV (RFC 8972 §4.8)'
@@ -75,6 +77,6 @@ complete -c stamp-reflector -s R -l per-packet -d 'One line per packet'
 complete -c stamp-reflector -l list-tlvs -d 'Print the registered TLV handlers (type, name, specification, crate) and exit'
 complete -c stamp-reflector -l metrics -d 'Serve Prometheus metrics'
 complete -c stamp-reflector -l snmp -d 'Run an AgentX SNMP sub-agent'
-complete -c stamp-reflector -l histogram -d 'Print an RTT histogram with the summary'
+complete -c stamp-reflector -l histogram -d 'Print an RTT histogram with the summary (JSON: bucket arrays)'
 complete -c stamp-reflector -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c stamp-reflector -s V -l version -d 'Print version'

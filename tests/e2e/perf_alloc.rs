@@ -138,16 +138,38 @@ fn meta(len: usize, peer: u16) -> RecvMeta {
 /// request from `peers` senders; every request must be reflected with its
 /// TLVs processed (no U / M / I flag).
 fn assert_no_allocations(mode: AuthMode, tlv_hmac: bool, stateful: bool) {
+    assert_no_allocations_with(mode, tlv_hmac, stateful, 100_000, false);
+}
+
+/// As [`assert_no_allocations`], with a session cap (below 1000 it evicts
+/// on every new session) and, with `limits`, per-SSID keys (the requests'
+/// SSID has its own key, the default key is a wrong one), a per-source rate
+/// limit and the shared global cap, set high enough to refuse nothing.
+fn assert_no_allocations_with(
+    mode: AuthMode,
+    tlv_hmac: bool,
+    stateful: bool,
+    max_sessions: usize,
+    limits: bool,
+) {
     let reqs = requests(mode, tlv_hmac, 64);
-    let config = ReflectorConfig {
+    let mut config = ReflectorConfig {
         mode,
         stateful,
         key: Some(HmacKey::new(&KEY)),
         verify_tlv_hmac: tlv_hmac,
-        max_sessions: 100_000,
+        max_sessions,
         session_timeout: Duration::from_secs(60),
         ..ReflectorConfig::default()
     };
+    if limits {
+        config.key = Some(HmacKey::new(&[0xEE; 32]));
+        config.ssid_keys = [(0x1234, HmacKey::new(&KEY)), (7, HmacKey::new(&[7; 32]))]
+            .into_iter()
+            .collect();
+        config.max_pps = Some(1_000_000);
+        config.global_limit = Some(stamp_core::ratelimit::GlobalLimit::per_second(10_000_000));
+    }
     let mut r = Reflector::new(config, registry());
     let clock = ManualClock::new(UnixNanos(T0 + 5000), TimestampFormat::Ntp);
     let mut reply = vec![0u8; MAX_DATAGRAM].into_boxed_slice();
@@ -187,7 +209,9 @@ fn assert_no_allocations(mode: AuthMode, tlv_hmac: bool, stateful: bool) {
         "{st:?}"
     );
     if stateful {
-        assert_eq!(r.sessions().len(), 1000);
+        assert_eq!(r.sessions().len(), 1000.min(max_sessions));
+        let evicted = 1000usize.saturating_sub(max_sessions) as u64;
+        assert_eq!(st.sessions_evicted, evicted, "{st:?}");
     }
     assert_eq!(
         allocations, 0,
@@ -223,4 +247,15 @@ fn authenticated_mode_with_tlvs_allocates_nothing_per_packet() {
 #[test]
 fn authenticated_stateful_mode_creating_sessions_allocates_nothing() {
     assert_no_allocations(AuthMode::Authenticated, true, true);
+}
+
+#[test]
+fn full_session_table_evicting_on_every_new_session_allocates_nothing() {
+    assert_no_allocations_with(AuthMode::Authenticated, true, true, 100, false);
+}
+
+#[test]
+fn per_ssid_keys_rate_limits_and_eviction_allocate_nothing() {
+    assert_no_allocations_with(AuthMode::Authenticated, true, true, 500, true);
+    assert_no_allocations_with(AuthMode::Open, true, true, 100, true);
 }

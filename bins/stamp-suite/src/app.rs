@@ -52,6 +52,9 @@ pub fn main_for(role: Option<Role>) -> ExitCode {
     if settings.list_tlvs {
         return list_tlvs(&settings);
     }
+    if settings.role == Role::Sender && settings.user.is_some() {
+        tracing::warn!("--user applies to the reflector only; the sender ignores it");
+    }
     let mut settings = settings;
     if settings.role == Role::Reflector && settings.plugin_settings.get("local-addresses").is_none()
     {
@@ -98,7 +101,8 @@ fn init_logging(s: &Settings) {
     use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        // stderr, hiding the sender's progress bar while a line is written
+        .with_writer(crate::console::log_writer)
         .with_ansi(std::io::stderr().is_terminal());
     let _ = match s.log_format {
         LogFormat::Json => builder.json().try_init(),

@@ -3,12 +3,15 @@
 #![forbid(unsafe_code)]
 
 mod app;
+mod console;
 #[cfg(feature = "metrics")]
 mod metrics;
 #[cfg(not(feature = "metrics"))]
 #[path = "metrics_off.rs"]
 mod metrics;
 pub mod pacing;
+mod plot;
+mod privdrop;
 mod reflector_run;
 mod report;
 mod sender_run;

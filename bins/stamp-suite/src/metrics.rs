@@ -178,6 +178,7 @@ pub struct WorkerMetrics {
     tlv_conformance: AtomicU64,
     sessions_created: AtomicU64,
     sessions_expired: AtomicU64,
+    sessions_evicted: AtomicU64,
     sessions_active: AtomicU64,
     send_errors: AtomicU64,
     /// Per-request processing time (`Reflector::process`).
@@ -227,6 +228,7 @@ impl WorkerMetrics {
             tlv_conformance: AtomicU64::new(0),
             sessions_created: AtomicU64::new(0),
             sessions_expired: AtomicU64::new(0),
+            sessions_evicted: AtomicU64::new(0),
             sessions_active: AtomicU64::new(0),
             send_errors: AtomicU64::new(0),
             processing: Histogram::new(PROCESSING_BUCKETS_NS),
@@ -278,6 +280,7 @@ impl WorkerMetrics {
         self.tlv_conformance.store(st.tlv_conformance, Relaxed);
         self.sessions_created.store(st.sessions_created, Relaxed);
         self.sessions_expired.store(st.sessions_expired, Relaxed);
+        self.sessions_evicted.store(st.sessions_evicted, Relaxed);
         self.sessions_active.store(active as u64, Relaxed);
         self.send_errors.store(send_errors, Relaxed);
     }
@@ -317,6 +320,7 @@ impl ReflectorMetrics {
             tlv_conformance: self.sum(|w| &w.tlv_conformance),
             sessions_created: self.sum(|w| &w.sessions_created),
             sessions_expired: self.sum(|w| &w.sessions_expired),
+            sessions_evicted: self.sum(|w| &w.sessions_evicted),
             sessions_active: self.sum(|w| &w.sessions_active),
             send_errors: self.sum(|w| &w.send_errors),
         }
@@ -371,6 +375,7 @@ pub struct ReflectorTotals {
     pub tlv_conformance: u64,
     pub sessions_created: u64,
     pub sessions_expired: u64,
+    pub sessions_evicted: u64,
     pub sessions_active: u64,
     pub send_errors: u64,
 }
@@ -458,6 +463,12 @@ impl Render for ReflectorMetrics {
             "stamp_reflector_sessions_expired_total",
             "Stateful sessions expired after the idle timeout.",
             self.sum(|w| &w.sessions_expired),
+        );
+        counter(
+            out,
+            "stamp_reflector_sessions_evicted_total",
+            "Stateful sessions evicted, least recently used first, to make room in a full table (--max-sessions).",
+            self.sum(|w| &w.sessions_evicted),
         );
         counter(
             out,
@@ -869,6 +880,7 @@ mod tests {
             received: 3,
             reflected: 2,
             dropped_truncated: 1,
+            sessions_evicted: 4,
             ..ReflectorStats::default()
         };
         m.worker(0).publish(&st, 1, 0);
@@ -877,6 +889,7 @@ mod tests {
         m.render(&mut out);
         assert!(out.contains("stamp_reflector_packets_received_total 6\n"));
         assert!(out.contains("stamp_reflector_sessions_active 3\n"));
+        assert!(out.contains("stamp_reflector_sessions_evicted_total 8\n"));
         assert!(out.contains("stamp_reflector_packets_dropped_total{reason=\"truncated\"} 2\n"));
         for r in DropReason::ALL {
             assert!(out.contains(&format!("reason=\"{}\"", r.label())));

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use stamp_config::{OutputFormat, Settings};
 use stamp_core::clock::TimestampSource;
 use stamp_core::hmac::HmacKey;
+use stamp_core::ratelimit::GlobalLimit;
 use stamp_core::reflector::{DropReason, Outcome, Reflector, ReflectorConfig, ReflectorStats};
 use stamp_core::registry::Registry;
 use stamp_core::transport::{RecvMeta, SendMeta, Transport};
@@ -92,17 +93,25 @@ pub async fn run(s: &Settings, registry: Registry) -> Result<ExitCode, String> {
             mode: s.auth_mode,
             stateful: s.stateful_reflector,
             session_timeout: s.session_timeout,
-            max_sessions: s.max_sessions,
+            // The cap is for the process: each worker holds its share.
+            max_sessions: s.max_sessions.div_ceil(workers),
             tlv_mode: s.tlv_mode,
             verify_tlv_hmac: s.verify_tlv_hmac,
             // Keyed once here; every worker clones the keyed state, and
             // every packet clones it again (no key schedule per packet).
             key: s.hmac_key.as_deref().map(HmacKey::new),
+            ssid_keys: s
+                .ssid_keys
+                .iter()
+                .map(|(ssid, k)| (*ssid, HmacKey::new(k)))
+                .collect(),
             unknown_ttl: 255,
-            // Per source address, per worker; the global cap is API-only.
+            // Per source address, per worker.
             max_pps: s.max_pps,
             rate_burst: s.reflector_rate_burst,
-            global_max_pps: None,
+            global_max_pps: s.global_max_pps,
+            // One bucket for the process: every worker's clone shares it.
+            global_limit: s.global_max_pps.map(GlobalLimit::per_second),
         },
         registry,
         clock_format: s.clock_format,
@@ -119,39 +128,61 @@ pub async fn run(s: &Settings, registry: Registry) -> Result<ExitCode, String> {
     let started = Instant::now();
 
     // The first worker binds (port 0 picks a port); the others join its port.
+    // Each worker binds, reports, then waits for the go (sent once
+    // privileges are dropped) before it reads a single packet.
     let mut handles: Vec<JoinHandle<Result<WorkerReport, String>>> = Vec::with_capacity(workers);
+    let mut gos: Vec<mpsc::Sender<()>> = Vec::with_capacity(workers);
+    let abort = |gos: Vec<mpsc::Sender<()>>,
+                 handles: Vec<JoinHandle<Result<WorkerReport, String>>>,
+                 e: String| {
+        drop(gos); // a worker waiting for the go sees the channel closed
+        let _ = stop_tx.send(true);
+        for h in handles {
+            let _ = h.join();
+        }
+        Err(e)
+    };
     let mut bound: Option<SocketAddr> = None;
     let mut capabilities = None;
     for id in 0..workers {
         let addr = bound.unwrap_or(local);
         let (ready_tx, ready_rx) = mpsc::channel();
+        let (go_tx, go_rx) = mpsc::channel();
         let spec = spec.clone();
         let (stop, shutdown) = (stop_rx.clone(), shutdown_rx.clone());
-        let handle = std::thread::Builder::new()
+        let handle = match std::thread::Builder::new()
             .name(format!("reflector-{id}"))
-            .spawn(move || worker(id, addr, spec, ready_tx, stop, shutdown))
-            .map_err(|e| format!("cannot start worker {id}: {e}"))?;
+            .spawn(move || worker(id, addr, spec, ready_tx, go_rx, stop, shutdown))
+        {
+            Ok(h) => h,
+            Err(e) => return abort(gos, handles, format!("cannot start worker {id}: {e}")),
+        };
         handles.push(handle);
+        gos.push(go_tx);
         match ready_rx.recv() {
             Ok(Ok((addr, caps))) => {
                 bound.get_or_insert(addr);
                 capabilities.get_or_insert(caps);
             }
-            Ok(Err(e)) => {
-                let _ = stop_tx.send(true);
-                for h in handles {
-                    let _ = h.join();
-                }
-                return Err(format!("cannot listen on {addr}: {e}"));
-            }
-            Err(_) => {
-                let _ = stop_tx.send(true);
-                for h in handles {
-                    let _ = h.join();
-                }
-                return Err(format!("worker {id} stopped while starting"));
-            }
+            Ok(Err(e)) => return abort(gos, handles, format!("cannot listen on {addr}: {e}")),
+            Err(_) => return abort(gos, handles, format!("worker {id} stopped while starting")),
         }
+    }
+    // Every socket is bound: give up root before the first packet.
+    if let Some(name) = &s.user {
+        match crate::privdrop::drop_to(name) {
+            Ok(d) => tracing::info!(
+                user = %d.user,
+                uid = d.uid,
+                gid = d.gid,
+                changed = d.changed,
+                "running unprivileged"
+            ),
+            Err(e) => return abort(gos, handles, e),
+        }
+    }
+    for go in gos {
+        let _ = go.send(());
     }
     let bound = bound.unwrap_or(local);
     if s.snmp {
@@ -212,6 +243,7 @@ fn worker(
     addr: SocketAddr,
     spec: WorkerSpec,
     ready: Ready,
+    go: mpsc::Receiver<()>,
     stop: watch::Receiver<bool>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<WorkerReport, String> {
@@ -235,6 +267,10 @@ fn worker(
         };
         let bound = transport.local_addr().map_err(|e| e.to_string())?;
         let _ = ready.send(Ok((bound, transport.capabilities())));
+        // Nothing is read before the driver says so (after --user).
+        if go.recv().is_err() {
+            return Ok(WorkerReport::default());
+        }
         tracing::debug!(worker = id, address = %bound, "worker ready");
         let clock = SystemClock::new(spec.clock_format, spec.clock_overrides);
         let reflector = Reflector::new(spec.config, spec.registry);
@@ -427,8 +463,8 @@ fn print_summary(
     );
     if s.stateful_reflector {
         println!(
-            "Sessions: created {} expired {} active {}",
-            st.sessions_created, st.sessions_expired, active
+            "Sessions: created {} expired {} evicted {} active {}",
+            st.sessions_created, st.sessions_expired, st.sessions_evicted, active
         );
     }
     if send_errors > 0 || truncated > 0 {

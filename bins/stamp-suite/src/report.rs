@@ -8,8 +8,9 @@ use std::net::SocketAddr;
 use serde_json::{json, Value};
 use stamp_config::OutputFormat;
 use stamp_core::clock::UnixNanos;
-use stamp_core::sender::{PacketRecord, SenderStats};
-use stamp_core::stats::DelaySummary;
+use stamp_core::measure::{HopStats, IpdvSummary, PathChange, PdvSummary, ReorderSummary};
+use stamp_core::sender::{PacketRecord, Rejected, SenderStats};
+use stamp_core::stats::{DelayStats, DelaySummary};
 
 /// CLOCK_REALTIME now.
 pub fn realtime_now() -> UnixNanos {
@@ -27,8 +28,29 @@ fn secs(t: UnixNanos) -> String {
     format!("{}.{:09}", t.0 / 1_000_000_000, t.0 % 1_000_000_000)
 }
 
-/// Column names of the CSV per-packet rows.
-pub const CSV_HEADER: &str = "target,seq,status,reflector_seq,rtt_ms,forward_ms,backward_ms,residence_ms,sender_ttl,reply_ttl,reply_tos,t1,t2,t3,t4,tlvs";
+/// Column names of the CSV per-packet rows (the columns after `tlvs` were
+/// added later, at the end so that older readers keep their positions).
+pub const CSV_HEADER: &str = "target,seq,status,reflector_seq,rtt_ms,forward_ms,backward_ms,residence_ms,sender_ttl,reply_ttl,reply_tos,t1,t2,t3,t4,tlvs,forward_hops,backward_hops,ipdv_ms,reorder_extent";
+
+/// Buckets of the `--histogram` RTT histogram.
+pub const HISTOGRAM_BUCKETS: usize = 20;
+
+/// Which summary is being printed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Kind {
+    /// The final summary of one target.
+    Final,
+    /// An interim summary (`--report-interval`), cumulative since the start.
+    Interim {
+        /// Seconds since the start of the run.
+        elapsed_s: f64,
+    },
+    /// The sum over every target (several targets only).
+    Total {
+        /// Number of targets.
+        targets: usize,
+    },
+}
 
 /// Print one answered packet.
 pub fn packet(
@@ -56,6 +78,18 @@ pub fn packet(
                 secs(r.t3),
                 ms(r.residence_ns)
             ));
+            if let Some(h) = r.forward_hops {
+                line.push_str(&format!(" hops_fwd={h}"));
+            }
+            if let Some(h) = r.backward_hops {
+                line.push_str(&format!(" hops_bwd={h}"));
+            }
+            if let Some(v) = r.ipdv_ns {
+                line.push_str(&format!(" ipdv={} ms", ms(v)));
+            }
+            if let Some(e) = r.reorder_extent {
+                line.push_str(&format!(" reordered(extent={e})"));
+            }
             for t in &r.tlvs {
                 if t.flags.0 & 0xF0 != 0 {
                     line.push_str(&format!(" [{}: {} flags={}]", t.name, t.summary, t.flags));
@@ -85,9 +119,10 @@ pub fn packet(
                 .map(|t| format!("{}: {}", t.name, t.summary))
                 .collect();
             let opt = |x: Option<i64>| x.map(ms).unwrap_or_default();
+            let num = |x: Option<u64>| x.map(|v| v.to_string()).unwrap_or_default();
             writeln!(
                 out,
-                "{target},{},received,{},{},{},{},{},{},{},{},{},{},{},{},\"{}\"",
+                "{target},{},received,{},{},{},{},{},{},{},{},{},{},{},{},\"{}\",{},{},{},{}",
                 r.seq,
                 r.reflector_seq,
                 ms(r.rtt_ns),
@@ -101,7 +136,11 @@ pub fn packet(
                 secs(r.t2),
                 secs(r.t3),
                 secs(r.t4),
-                tlvs.join("; ").replace('"', "'")
+                tlvs.join("; ").replace('"', "'"),
+                num(r.forward_hops.map(u64::from)),
+                num(r.backward_hops.map(u64::from)),
+                opt(r.ipdv_ns),
+                num(r.reorder_extent),
             )
         }
     };
@@ -117,7 +156,41 @@ pub fn lost(out: &mut impl Write, fmt: OutputFormat, target: SocketAddr, multi: 
             "{}",
             json!({"type": "packet", "target": target.to_string(), "seq": seq, "status": "lost"})
         ),
-        OutputFormat::Csv => writeln!(out, "{target},{seq},lost,,,,,,,,,,,,,"),
+        OutputFormat::Csv => writeln!(out, "{target},{seq},lost,,,,,,,,,,,,,,,,,"),
+    };
+}
+
+/// Print a path length change (text and JSON; with CSV, the caller sends
+/// the text line to stderr).
+pub fn path_change(
+    out: &mut impl Write,
+    fmt: OutputFormat,
+    target: SocketAddr,
+    multi: bool,
+    c: &PathChange,
+) {
+    let _ = match fmt {
+        OutputFormat::Json => {
+            let mut v = serde_json::to_value(c).unwrap_or_default();
+            if let Some(o) = v.as_object_mut() {
+                o.insert("type".into(), "event".into());
+                o.insert("event".into(), "path_change".into());
+                o.insert("target".into(), target.to_string().into());
+            }
+            writeln!(out, "{v}")
+        }
+        _ => {
+            let prefix = if multi {
+                format!("{target} ")
+            } else {
+                String::new()
+            };
+            writeln!(
+                out,
+                "{prefix}path change: {} hops {} -> {} (TTL {}) at seq={}",
+                c.direction, c.from_hops, c.to_hops, c.ttl, c.seq
+            )
+        }
     };
 }
 
@@ -138,42 +211,80 @@ fn dm_loss(st: &SenderStats) -> Option<(i64, i64)> {
     Some((s_txc - r_rxc, r_txc - st.received as i64))
 }
 
-/// The summary as JSON.
-pub fn summary_json(target: SocketAddr, st: &SenderStats) -> Value {
-    let d = |s: Option<DelaySummary>| {
-        s.map(|x| serde_json::to_value(x).unwrap_or_default())
-            .unwrap_or(Value::Null)
-    };
-    let dl = st.directional_loss();
-    let rejected: serde_json::Map<String, Value> = st
-        .rejected
+fn to_json<T: serde::Serialize>(x: Option<T>) -> Value {
+    x.map(|v| serde_json::to_value(v).unwrap_or_default())
+        .unwrap_or(Value::Null)
+}
+
+/// The `--histogram` buckets: `(low ms, high ms, count)`.
+pub fn histogram(d: &DelayStats) -> Vec<(f64, f64, u64)> {
+    let mut lo = d.summary().map(|s| s.min_ms).unwrap_or(0.0);
+    d.linear_buckets(HISTOGRAM_BUCKETS)
+        .into_iter()
+        .map(|(upper, n)| {
+            let hi = upper as f64 / 1e6;
+            let b = (lo, hi, n);
+            lo = hi;
+            b
+        })
+        .collect()
+}
+
+fn hops_json(h: &HopStats) -> Value {
+    serde_json::to_value(h).unwrap_or_default()
+}
+
+/// The summary as JSON. `histogram` adds the RTT histogram buckets.
+pub fn summary_json(target: &str, kind: Kind, st: &SenderStats, with_histogram: bool) -> Value {
+    let d = |s: Option<DelaySummary>| to_json(s);
+    let per_target = !matches!(kind, Kind::Total { .. });
+    let dl = st.directional_loss().filter(|_| per_target);
+    let rejected: serde_json::Map<String, Value> = Rejected::ALL
         .iter()
-        .map(|(k, v)| {
+        .map(|k| {
             (
-                serde_json::to_value(k)
-                    .ok()
-                    .and_then(|x| x.as_str().map(String::from))
-                    .unwrap_or_default(),
-                (*v).into(),
+                k.name().to_string(),
+                st.rejected.get(k).copied().unwrap_or(0).into(),
             )
         })
         .collect();
-    json!({
-        "type": "summary",
-        "target": target.to_string(),
+    let mut v = json!({
+        "type": match kind { Kind::Final => "summary", Kind::Interim { .. } => "interim", Kind::Total { .. } => "total" },
+        "target": target,
         "sent": st.sent,
         "received": st.received,
         "lost": st.lost,
         "loss_pct": loss_pct(st),
         "duplicates": st.duplicates,
+        "duplicates_forward": st.duplicates_forward,
+        "duplicates_backward": st.duplicates_backward,
         "rejected": rejected,
         "rtt": d(st.rtt.summary()),
         "forward": d(st.forward.summary()),
         "backward": d(st.backward.summary()),
         "residence": d(st.residence.summary()),
+        "ipdv": json!({
+            "rtt": to_json::<IpdvSummary>(st.ipdv_rtt.summary()),
+            "forward": to_json::<IpdvSummary>(st.ipdv_forward.summary()),
+            "backward": to_json::<IpdvSummary>(st.ipdv_backward.summary()),
+        }),
+        "pdv": json!({
+            "rtt": to_json::<PdvSummary>(st.pdv_rtt()),
+            "forward": to_json::<PdvSummary>(st.pdv_forward()),
+            "backward": to_json::<PdvSummary>(st.pdv_backward()),
+        }),
         "forward_lost": dl.map(|x| x.forward),
         "backward_lost": dl.map(|x| x.backward),
-        "sender_ttl": st.ttl.map(|(lo, hi, last)| json!({"min": lo, "max": hi, "last": last, "changes": st.ttl_changes})),
+        "unattributed_lost": if per_target { Some(st.unattributed_loss()) } else { None },
+        "reordering": to_json::<ReorderSummary>(st.reorder.summary()),
+        "reordering_backward": to_json::<ReorderSummary>(st.reorder_backward.summary()),
+        "reordering_forward": to_json::<ReorderSummary>(st.reorder_forward.summary()),
+        "hops": json!({
+            "forward": hops_json(&st.forward_hops),
+            "backward": hops_json(&st.backward_hops),
+        }),
+        "path_changes": st.path_change_count,
+        "sender_ttl": st.ttl.map(|(lo, hi, last)| json!({"min": lo, "max": hi, "last": last, "changes": st.forward_hops.changes})),
         "tlv_errors": st.tlv_errors,
         "train": (st.train_len > 1).then(|| json!({
             "requested_per_packet": st.train_len,
@@ -192,20 +303,52 @@ pub fn summary_json(target: SocketAddr, st: &SenderStats) -> Value {
             m.insert("last_fields".into(), Value::Object(t.last.fields.clone()));
             Value::Object(m)
         }).collect::<Vec<_>>(),
-        "direct_measurement_loss": dm_loss(st).map(|(f, b)| json!({"forward": f, "backward": b})),
-    })
+        "direct_measurement_loss": dm_loss(st).filter(|_| per_target).map(|(f, b)| json!({"forward": f, "backward": b})),
+        "histogram": with_histogram.then(|| json!({
+            "rtt": histogram(&st.rtt).into_iter().map(|(lo, hi, n)| json!([lo, hi, n])).collect::<Vec<_>>(),
+        })),
+    });
+    if let (Some(o), Kind::Interim { elapsed_s }) = (v.as_object_mut(), kind) {
+        o.insert("elapsed_s".into(), elapsed_s.into());
+    }
+    if let (Some(o), Kind::Total { targets }) = (v.as_object_mut(), kind) {
+        o.insert("targets".into(), targets.into());
+    }
+    v
 }
 
-/// The text summary.
-pub fn summary_text(out: &mut impl Write, target: SocketAddr, multi: bool, st: &SenderStats) {
+/// The text summary. The first lines keep the layout scripts parse; an
+/// interim summary has its own header, so it is not mistaken for the final.
+pub fn summary_text(
+    out: &mut impl Write,
+    target: &str,
+    multi: bool,
+    kind: Kind,
+    st: &SenderStats,
+    with_histogram: bool,
+) {
     let mut w = |s: String| {
         let _ = writeln!(out, "{s}");
     };
-    w("--- STAMP Statistics ---".into());
+    let per_target = !matches!(kind, Kind::Total { .. });
+    match kind {
+        Kind::Interim { elapsed_s } => w(format!(
+            "--- STAMP Interim Statistics ({elapsed_s:.1} s) ---"
+        )),
+        _ => w("--- STAMP Statistics ---".into()),
+    }
     w(format!("Packets sent: {}", st.sent));
     w(format!("Packets received: {}", st.received));
     w(format!("Packets lost: {} ({:.1}%)", st.lost, loss_pct(st)));
-    let f = |x: f64| format!("{x:.3}");
+    // Three decimals, without a "-0.000" for tiny negative values.
+    let f = |x: f64| {
+        let s = format!("{x:.3}");
+        if s == "-0.000" {
+            "0.000".to_string()
+        } else {
+            s
+        }
+    };
     match st.rtt.summary() {
         Some(r) => {
             w(format!("Min RTT: {} ms", f(r.min_ms)));
@@ -232,34 +375,108 @@ pub fn summary_text(out: &mut impl Write, target: SocketAddr, multi: bool, st: &
     }
     if let (Some(a), Some(b)) = (st.forward.summary(), st.backward.summary()) {
         w(format!(
-            "Forward delay: min {} / avg {} / max {} ms",
+            "Forward delay: min {} / avg {} / max {} ms (median {}, p95 {}, p99 {})",
             f(a.min_ms),
             f(a.avg_ms),
-            f(a.max_ms)
+            f(a.max_ms),
+            f(a.median_ms),
+            f(a.p95_ms),
+            f(a.p99_ms)
         ));
         w(format!(
-            "Backward delay: min {} / avg {} / max {} ms",
+            "Backward delay: min {} / avg {} / max {} ms (median {}, p95 {}, p99 {})",
             f(b.min_ms),
             f(b.avg_ms),
-            f(b.max_ms)
+            f(b.max_ms),
+            f(b.median_ms),
+            f(b.p95_ms),
+            f(b.p99_ms)
         ));
     }
-    if let Some(dl) = st.directional_loss() {
+    for (name, x) in [
+        ("RTT", st.ipdv_rtt.summary()),
+        ("forward", st.ipdv_forward.summary()),
+        ("backward", st.ipdv_backward.summary()),
+    ] {
+        if let Some(x) = x {
+            w(format!(
+                "IPDV {name}: mean {} ms, |IPDV| min {} / mean {} / median {} / p95 {} / p99 {} / max {} ms ({} pairs)",
+                f(x.mean_ms),
+                f(x.min_abs_ms),
+                f(x.mean_abs_ms),
+                f(x.p50_abs_ms),
+                f(x.p95_abs_ms),
+                f(x.p99_abs_ms),
+                f(x.max_abs_ms),
+                x.count
+            ));
+        }
+    }
+    for (name, x) in [
+        ("RTT", st.pdv_rtt()),
+        ("forward", st.pdv_forward()),
+        ("backward", st.pdv_backward()),
+    ] {
+        if let Some(x) = x {
+            w(format!(
+                "PDV {name}: median {} / p95 {} / p99 {} / max {} ms",
+                f(x.p50_ms),
+                f(x.p95_ms),
+                f(x.p99_ms),
+                f(x.max_ms)
+            ));
+        }
+    }
+    if let Some(dl) = st.directional_loss().filter(|_| per_target) {
         w(format!(
             "Forward loss: {}, backward loss: {} (from the reflector's sequence numbers)",
             dl.forward, dl.backward
         ));
+        let u = st.unattributed_loss();
+        if u > 0 {
+            w(format!(
+                "Loss not attributable to a direction: {u} (before the first or after the last reply)"
+            ));
+        }
+    }
+    if let Some(r) = st.reorder.summary() {
+        w(format!(
+            "Reordering: {} of {} ({:.2}%), extent max {} / avg {:.1} packets",
+            r.reordered,
+            r.received,
+            r.ratio * 100.0,
+            r.extent_max,
+            r.extent_avg
+        ));
+    }
+    for (name, r) in [
+        ("Forward", st.reorder_forward.summary()),
+        ("Backward", st.reorder_backward.summary()),
+    ] {
+        if let Some(r) = r {
+            w(format!(
+                "{name} reordering: {} of {} ({:.2}%), extent max {} / avg {:.1} packets",
+                r.reordered,
+                r.received,
+                r.ratio * 100.0,
+                r.extent_max,
+                r.extent_avg
+            ));
+        }
     }
     if st.duplicates > 0 {
-        w(format!("Duplicates: {}", st.duplicates));
+        w(format!(
+            "Duplicates: {} (forward {}, backward {})",
+            st.duplicates, st.duplicates_forward, st.duplicates_backward
+        ));
     }
     if st.rejected_total() > 0 {
-        let mut parts: Vec<String> = st
+        let parts: Vec<String> = st
             .rejected
             .iter()
-            .map(|(k, v)| format!("{k:?} {v}"))
+            .filter(|(_, v)| **v > 0)
+            .map(|(k, v)| format!("{} {v}", k.name()))
             .collect();
-        parts.sort();
         w(format!(
             "Rejected replies: {} ({})",
             st.rejected_total(),
@@ -269,8 +486,36 @@ pub fn summary_text(out: &mut impl Write, target: SocketAddr, multi: bool, st: &
     if let Some((lo, hi, last)) = st.ttl {
         w(format!(
             "Sender TTL at reflector: min {lo} max {hi} last {last}, changes {}",
-            st.ttl_changes
+            st.forward_hops.changes
         ));
+    }
+    let hops = |h: &HopStats| match (h.min, h.max) {
+        (Some(lo), Some(hi)) => {
+            let last = h.last.map(|l| format!("{l} ")).unwrap_or_default();
+            format!("{last}(min {lo} max {hi}, changes {})", h.changes)
+        }
+        _ => "-".into(),
+    };
+    if st.forward_hops.samples > 0 || st.backward_hops.samples > 0 {
+        w(format!(
+            "Hops: forward {}, backward {}",
+            hops(&st.forward_hops),
+            hops(&st.backward_hops)
+        ));
+    }
+    if st.path_change_count > 0 {
+        let last = st
+            .path_changes
+            .back()
+            .filter(|_| per_target)
+            .map(|c| {
+                format!(
+                    " (last: {} {} -> {} hops at seq={})",
+                    c.direction, c.from_hops, c.to_hops, c.seq
+                )
+            })
+            .unwrap_or_default();
+        w(format!("Path changes: {}{last}", st.path_change_count));
     }
     if st.train_len > 1 {
         let rtt = st.train_rtt.summary().map(|x| {
@@ -304,10 +549,25 @@ pub fn summary_text(out: &mut impl Write, target: SocketAddr, multi: bool, st: &
             t.last.name, t.count, t.last.summary
         ));
     }
-    if let Some((f, b)) = dm_loss(st) {
+    if let Some((f, b)) = dm_loss(st).filter(|_| per_target) {
         w(format!("Direct Measurement loss: forward {f}, backward {b} (from the counters of the last reply)"));
     }
-    if multi {
-        w(format!("Target: {target}"));
+    if with_histogram {
+        let buckets = histogram(&st.rtt);
+        if !buckets.is_empty() {
+            w("RTT histogram (ms):".into());
+            let top = buckets.iter().map(|b| b.2).max().unwrap_or(1).max(1);
+            for (lo, hi, n) in buckets {
+                let bar = "#".repeat(((n * 40).div_ceil(top)) as usize);
+                w(format!("  {lo:>10.3} - {hi:>10.3} | {n:>8} {bar}")
+                    .trim_end()
+                    .to_string());
+            }
+        }
+    }
+    match kind {
+        Kind::Total { targets } => w(format!("Target: total of {targets}")),
+        _ if multi => w(format!("Target: {target}")),
+        _ => {}
     }
 }

@@ -19,8 +19,10 @@ use stamp_net::{ClockOverrides, SystemClock, UdpOptions, UdpTransport};
 use stamp_wire::MAX_DATAGRAM;
 use tokio::sync::{watch, Notify};
 
+use crate::console::Console;
 use crate::metrics::{SenderMetrics, TargetMetrics};
-use crate::report;
+use crate::plot::{self, PlotData};
+use crate::report::{self, Kind};
 
 use crate::pacing;
 
@@ -36,6 +38,10 @@ struct Plan {
     format: OutputFormat,
     per_packet: bool,
     multi: bool,
+    report_interval: Option<Duration>,
+    histogram: bool,
+    plot: bool,
+    first_seq: u32,
 }
 
 pub async fn run(s: &Settings, registry: Registry) -> Result<ExitCode, String> {
@@ -70,6 +76,10 @@ pub async fn run(s: &Settings, registry: Registry) -> Result<ExitCode, String> {
         format: s.output_format,
         per_packet: s.per_packet,
         multi: targets.len() > 1,
+        report_interval: s.report_interval,
+        histogram: s.histogram,
+        plot: s.plot.is_some(),
+        first_seq: 0,
     };
     let clock = Arc::new(SystemClock::new(
         s.clock_format,
@@ -88,9 +98,17 @@ pub async fn run(s: &Settings, registry: Registry) -> Result<ExitCode, String> {
         // switch); authenticated mode adds it whenever TLVs are present.
         tlv_hmac: s.verify_tlv_hmac || s.tlv_options.flag("tlv-hmac"),
         timeout: s.timeout,
-        first_seq: 0,
-        assume_synchronized: s.clock_synchronized == Some(true),
+        first_seq: plan.first_seq,
+        // One-way delays need the S bit in both Error Estimates: ours
+        // (which --clock-synchronized sets) and the reflector's. Never
+        // assumed for the reflector.
+        assume_synchronized: false,
     };
+    // A plot that cannot be written fails now, not after a long run.
+    if let Some(path) = &s.plot {
+        std::fs::File::create(path)
+            .map_err(|e| format!("--plot: cannot create {}: {e}", path.display()))?;
+    }
     if plan.format == OutputFormat::Csv {
         println!("{}", report::CSV_HEADER);
     }
@@ -109,41 +127,109 @@ pub async fn run(s: &Settings, registry: Registry) -> Result<ExitCode, String> {
         None
     };
     let shutdown = crate::shutdown::signal();
+    let console = Arc::new(Console::new(
+        s.count.saturating_mul(targets.len() as u64),
+        targets.len(),
+        true,
+    ));
+    let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for (i, target) in targets.iter().copied().enumerate() {
         let session = SenderSession::new(config.clone(), registry.clone(), templates.clone())?;
         let (plan, clock, shutdown) = (plan.clone(), clock.clone(), shutdown.clone());
         let metrics = metrics.as_ref().map(|m| m.target(i));
+        let console = console.clone();
         tasks.spawn(async move {
-            run_target(target, session, plan, clock, shutdown, metrics)
+            let out = Output {
+                index: i,
+                console,
+                started,
+            };
+            run_target(target, session, plan, clock, shutdown, metrics, out)
                 .await
-                .map(|st| (target, st))
+                .map(|(st, plot)| (target, st, plot))
         });
     }
     let mut results = Vec::new();
     while let Some(r) = tasks.join_next().await {
         results.push(r.map_err(|e| e.to_string())??);
     }
-    results.sort_by_key(|(t, _)| targets.iter().position(|x| x == t));
+    console.finish();
+    results.sort_by_key(|(t, _, _)| targets.iter().position(|x| x == t));
     let mut any_reply = false;
-    let stdout = std::io::stdout();
-    for (target, st) in &results {
-        any_reply |= st.received > 0;
-        match plan.format {
-            OutputFormat::Json => println!("{}", report::summary_json(*target, st)),
-            // CSV keeps stdout machine-readable; the summary goes to stderr.
-            OutputFormat::Csv => {
-                report::summary_text(&mut std::io::stderr(), *target, plan.multi, st)
-            }
-            OutputFormat::Text => report::summary_text(&mut stdout.lock(), *target, plan.multi, st),
+    let print = |name: &str, kind: Kind, st: &SenderStats| match plan.format {
+        OutputFormat::Json => {
+            console.out(|w| {
+                let _ = writeln!(
+                    w,
+                    "{}",
+                    report::summary_json(name, kind, st, plan.histogram)
+                );
+            });
         }
+        // CSV keeps stdout machine-readable; the summary goes to stderr.
+        OutputFormat::Csv => {
+            console.err(|w| report::summary_text(w, name, plan.multi, kind, st, plan.histogram))
+        }
+        OutputFormat::Text => {
+            console.out(|w| report::summary_text(w, name, plan.multi, kind, st, plan.histogram))
+        }
+    };
+    for (target, st, _) in &results {
+        any_reply |= st.received > 0;
+        print(&target.to_string(), Kind::Final, st);
     }
-    let nothing_sent = results.iter().all(|(_, st)| st.sent == 0);
+    if plan.multi {
+        let mut total = SenderStats::default();
+        for (_, st, _) in &results {
+            total.merge(st);
+        }
+        print(
+            "total",
+            Kind::Total {
+                targets: results.len(),
+            },
+            &total,
+        );
+    }
+    if let Some(path) = &s.plot {
+        let labels: Vec<String> = results
+            .iter()
+            .map(|(t, _, _)| {
+                if plan.multi {
+                    format!(" {t}")
+                } else {
+                    String::new()
+                }
+            })
+            .collect();
+        let series: Vec<plot::Series<'_>> = results
+            .iter()
+            .zip(&labels)
+            .map(|((_, st, data), label)| plot::Series {
+                label: label.clone(),
+                data,
+                rtt: &st.rtt,
+                forward: &st.forward,
+                backward: &st.backward,
+            })
+            .collect();
+        plot::render(path, &series)?;
+        tracing::info!(path = %path.display(), "plot written");
+    }
+    let nothing_sent = results.iter().all(|(_, st, _)| st.sent == 0);
     Ok(if any_reply || nothing_sent {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Where one target's task prints.
+struct Output {
+    index: usize,
+    console: Arc<Console>,
+    started: Instant,
 }
 
 /// One target: a dedicated pacing thread builds and sends the requests on
@@ -158,7 +244,8 @@ async fn run_target(
     clock: Arc<SystemClock>,
     mut shutdown: watch::Receiver<bool>,
     metrics: Option<Arc<TargetMetrics>>,
-) -> Result<SenderStats, String> {
+    out: Output,
+) -> Result<(SenderStats, PlotData), String> {
     let unspecified = if target.is_ipv6() {
         IpAddr::V6(Ipv6Addr::UNSPECIFIED)
     } else {
@@ -215,8 +302,41 @@ async fn run_target(
         .map(|_| vec![0u8; MAX_DATAGRAM].into_boxed_slice())
         .collect();
     let mut metas = vec![RecvMeta::default(); RX_BATCH];
-    let stdout = std::io::stdout();
     let show = plan.per_packet || plan.format == OutputFormat::Csv;
+    let console = &*out.console;
+    let mut plot_data = PlotData::default();
+    // The plot's time zero: about when the pacing thread starts.
+    let origin = report::realtime_now();
+    // Time a lost packet was (about to be) sent: its slot in the schedule.
+    let lost_at = |seq: u32| seq.wrapping_sub(plan.first_seq) as f64 * plan.delay.as_secs_f64();
+    let mut interim = plan.report_interval.map(|d| {
+        let mut i = tokio::time::interval_at((Instant::now() + d).into(), d);
+        i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        i
+    });
+    let mut progress = console.has_bar().then(|| {
+        let mut i = tokio::time::interval(Duration::from_millis(200));
+        i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        i
+    });
+    let print_packet = |rec: &stamp_core::sender::PacketRecord| {
+        if show {
+            console.out(|w| report::packet(w, plan.format, target, plan.multi, rec));
+        }
+        for c in &rec.path_changes {
+            let f = plan.format;
+            if f == OutputFormat::Csv {
+                console.err(|w| report::path_change(w, OutputFormat::Text, target, plan.multi, c));
+            } else {
+                console.out(|w| report::path_change(w, f, target, plan.multi, c));
+            }
+        }
+    };
+    let print_lost = |seq: u32| {
+        if show {
+            console.out(|w| report::lost(w, plan.format, target, plan.multi, seq));
+        }
+    };
 
     loop {
         let (deadline, outstanding) = {
@@ -226,6 +346,8 @@ async fn run_target(
             if let Some(m) = &metrics {
                 m.publish(s.stats());
             }
+            let st = s.stats();
+            console.progress(out.index, st.sent, st.received, st.lost);
             (s.next_deadline(), s.outstanding())
         };
         if shared.done.load(Ordering::Acquire) && outstanding == 0 {
@@ -257,10 +379,19 @@ async fn run_target(
                         mx.observe(rec);
                     }
                     match event {
-                        ReplyEvent::Matched(rec) if show => report::packet(&mut stdout.lock(), plan.format, target, plan.multi, &rec),
-                        ReplyEvent::Matched(_) => {}
-                        ReplyEvent::TrainReply(rec) if show => report::packet(&mut stdout.lock(), plan.format, target, plan.multi, &rec),
-                        ReplyEvent::TrainReply(_) => {}
+                        ReplyEvent::Matched(rec) => {
+                            if plan.plot {
+                                let f = |x: Option<i64>| x.map(|v| v as f64 / 1e6);
+                                plot_data.add(
+                                    rec.t1.diff(origin) as f64 / 1e9,
+                                    rec.rtt_ns as f64 / 1e6,
+                                    f(rec.forward_ns),
+                                    f(rec.backward_ns),
+                                );
+                            }
+                            print_packet(&rec);
+                        }
+                        ReplyEvent::TrainReply(rec) => print_packet(&rec),
                         ReplyEvent::Duplicate(seq) => tracing::debug!(seq, "duplicate reply"),
                         ReplyEvent::Rejected(why) => tracing::debug!(?why, peer = %m.src, "reply rejected"),
                     }
@@ -269,11 +400,25 @@ async fn run_target(
             _ = sleep_until(deadline), if deadline.is_some() => {
                 let lost = lock(&session).expire(Instant::now());
                 for seq in lost {
-                    if show {
-                        report::lost(&mut stdout.lock(), plan.format, target, plan.multi, seq);
+                    if plan.plot {
+                        plot_data.add_lost(lost_at(seq));
                     }
+                    print_lost(seq);
                 }
             }
+            _ = tick(&mut interim), if interim.is_some() => {
+                let st = lock(&session).stats().clone();
+                let kind = Kind::Interim { elapsed_s: out.started.elapsed().as_secs_f64() };
+                let name = target.to_string();
+                match plan.format {
+                    OutputFormat::Json => console.out(|w| {
+                        let _ = writeln!(w, "{}", report::summary_json(&name, kind, &st, plan.histogram));
+                    }),
+                    OutputFormat::Csv => console.err(|w| report::summary_text(w, &name, plan.multi, kind, &st, plan.histogram)),
+                    OutputFormat::Text => console.out(|w| report::summary_text(w, &name, plan.multi, kind, &st, plan.histogram)),
+                }
+            }
+            _ = tick(&mut progress), if progress.is_some() => {}
         }
     }
     shared.stop.store(true, Ordering::Release);
@@ -281,15 +426,26 @@ async fn run_target(
     let _ = tokio::task::spawn_blocking(move || pacer.join()).await;
     let mut session = lock(&session);
     for seq in session.finish() {
-        if show {
-            report::lost(&mut stdout.lock(), plan.format, target, plan.multi, seq);
+        if plan.plot {
+            plot_data.add_lost(lost_at(seq));
         }
+        print_lost(seq);
     }
     if let Some(m) = &metrics {
         m.publish(session.stats());
     }
-    let _ = stdout.lock().flush();
-    Ok(session.stats().clone())
+    let st = session.stats();
+    console.progress(out.index, st.sent, st.received, st.lost);
+    Ok((st.clone(), plot_data))
+}
+
+async fn tick(i: &mut Option<tokio::time::Interval>) {
+    match i {
+        Some(i) => {
+            i.tick().await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 /// What the receive task and the pacing thread share besides the session.

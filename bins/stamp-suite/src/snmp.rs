@@ -111,6 +111,10 @@ pub fn start_reflector(
             Value::Gauge32(u32c(s.reflector_rate_burst.unwrap_or(0))),
         ),
         (oid(&[1, 1, 1, 9, 0]), Value::Gauge32(u32c(workers as u64))),
+        (
+            oid(&[1, 1, 1, 10, 0]),
+            Value::Gauge32(u32c(s.global_max_pps.unwrap_or(0))),
+        ),
     ];
     let stateful = s.stateful_reflector;
     let provider = move || {
@@ -148,6 +152,8 @@ fn reflector_counters(m: &ReflectorMetrics) -> Vec<(Oid, Value)> {
         c(15, t.sessions_created),
         c(16, t.sessions_expired),
         c(17, t.send_errors),
+        c(18, t.dropped(DropReason::GlobalRateLimited)),
+        c(19, t.sessions_evicted),
     ]
 }
 

@@ -133,7 +133,11 @@ pub struct Cli {
     #[arg(long, value_name = "N", help_heading = REFLECTOR)]
     pub reflector_rate_burst: Option<u64>,
 
-    /// Most stateful sessions kept at once [default: 65536].
+    /// Most requests per second answered from all sources together (every worker), token bucket with one second of burst.
+    #[arg(long, value_name = "N", help_heading = REFLECTOR)]
+    pub global_max_pps: Option<u64>,
+
+    /// Most stateful sessions kept at once; a new one evicts the least recently used [default: 65536].
     #[arg(long, value_name = "N", help_heading = REFLECTOR)]
     pub max_sessions: Option<usize>,
 
@@ -267,7 +271,7 @@ pub struct Cli {
     #[arg(long, value_name = "FORMAT", ignore_case = true, help_heading = OUTPUT)]
     pub output_format: Option<OutputFormat>,
 
-    /// Print interim statistics every S seconds.
+    /// Print interim (cumulative) statistics every S seconds.
     #[arg(long, value_name = "S", help_heading = OUTPUT)]
     pub report_interval: Option<f64>,
 
@@ -299,6 +303,10 @@ pub struct Cli {
     #[arg(long, value_name = "PATH", help_heading = OUTPUT)]
     pub snmp_socket: Option<PathBuf>,
 
+    /// Reflector started as root: bind the socket(s), then drop to this user's uid, gid and groups before any packet is read.
+    #[arg(long, value_name = "NAME", help_heading = OUTPUT)]
+    pub user: Option<String>,
+
     /// Worker threads [default: one per CPU].
     #[arg(long, value_name = "N", help_heading = OUTPUT)]
     pub workers: Option<usize>,
@@ -307,11 +315,11 @@ pub struct Cli {
     #[arg(long, value_name = "MODE", ignore_case = true, help_heading = OUTPUT)]
     pub hwtstamp: Option<HwTimestamping>,
 
-    /// Print an RTT histogram with the summary.
+    /// Print an RTT histogram with the summary (JSON: bucket arrays).
     #[arg(long, help_heading = OUTPUT)]
     pub histogram: bool,
 
-    /// Write an RTT plot to FILE.
+    /// Write an SVG plot to FILE: delay over time with losses marked, and the latency CDF.
     #[arg(long, value_name = "FILE", help_heading = OUTPUT)]
     pub plot: Option<PathBuf>,
 }

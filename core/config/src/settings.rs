@@ -61,9 +61,15 @@ pub struct Settings {
     /// The HMAC key (at least [`MIN_KEY_LEN`] octets) from `--hmac-key`,
     /// `STAMP_HMAC_KEY` or the key file. Not shown by `Debug`.
     pub hmac_key: Option<Vec<u8>>,
-    /// Directory of per-SSID keys (`<ssid>.key`, `default.key`); read them
-    /// with [`read_key_file`].
+    /// Directory of per-SSID keys (`<ssid>.key`, `default.key`), already
+    /// read into [`ssid_keys`](Self::ssid_keys) and `hmac_key`.
     pub hmac_key_dir: Option<PathBuf>,
+    /// Per-SSID keys from `hmac_key_dir` (`<ssid>.key`). Its `default.key`
+    /// is `hmac_key`; a sender's `hmac_key` is already the key of its own
+    /// `ssid`. Not shown by `Debug`.
+    pub ssid_keys: BTreeMap<u16, Vec<u8>>,
+    /// Drop to this user's uid, gid and groups after binding (when root).
+    pub user: Option<String>,
     /// Per-session reflector counters.
     pub stateful_reflector: bool,
     /// Idle time after which a stateful session is forgotten.
@@ -78,6 +84,8 @@ pub struct Settings {
     pub max_pps: Option<u64>,
     /// Burst above the rate limit.
     pub reflector_rate_burst: Option<u64>,
+    /// Reflector-wide rate cap, requests per second (all workers).
+    pub global_max_pps: Option<u64>,
     /// Worker threads; `None` = one per CPU.
     pub workers: Option<usize>,
     /// One line per packet (`-R`).
@@ -142,6 +150,15 @@ impl fmt::Debug for Settings {
             .field("auth_mode", &self.auth_mode)
             .field("hmac_key", &self.hmac_key.as_ref().map(|_| "<redacted>"))
             .field("hmac_key_dir", &self.hmac_key_dir)
+            .field(
+                "ssid_keys",
+                &self
+                    .ssid_keys
+                    .keys()
+                    .map(|k| (k, "<redacted>"))
+                    .collect::<Vec<_>>(),
+            )
+            .field("user", &self.user)
             .field("stateful_reflector", &self.stateful_reflector)
             .field("session_timeout", &self.session_timeout)
             .field("tlv_mode", &self.tlv_mode)
@@ -149,6 +166,7 @@ impl fmt::Debug for Settings {
             .field("max_sessions", &self.max_sessions)
             .field("max_pps", &self.max_pps)
             .field("reflector_rate_burst", &self.reflector_rate_burst)
+            .field("global_max_pps", &self.global_max_pps)
             .field("workers", &self.workers)
             .field("per_packet", &self.per_packet)
             .field("output_format", &self.output_format)
@@ -274,6 +292,53 @@ fn read_key_file_from(path: &Path, origin: &str) -> Result<Vec<u8>, ConfigError>
         _ => raw,
     };
     check_key_len(key, &format!("key file {}", path.display()))
+}
+
+/// The keys of an `hmac_key_dir`: `default.key`, then `<ssid>.key` by SSID.
+pub type KeyDir = (Option<Vec<u8>>, BTreeMap<u16, Vec<u8>>);
+
+/// Every key of an `hmac_key_dir`: `default.key` and `<ssid>.key` for an
+/// SSID 0-65535 (other `.key` names are refused; files not ending in `.key`
+/// are ignored). Each file is read with [`read_key_file`]'s rules.
+pub fn read_key_dir(dir: &Path, origin: &str) -> Result<KeyDir, ConfigError> {
+    let err = |path: &Path, reason: String| ConfigError::KeyFile {
+        path: path.to_path_buf(),
+        origin: origin.to_string(),
+        reason,
+    };
+    let md = std::fs::metadata(dir).map_err(|e| err(dir, e.to_string()))?;
+    if !md.is_dir() {
+        return Err(err(dir, "not a directory".into()));
+    }
+    let mut default = None;
+    let mut keys = BTreeMap::new();
+    let entries = std::fs::read_dir(dir).map_err(|e| err(dir, e.to_string()))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| err(dir, e.to_string()))?;
+        let path = entry.path();
+        let name = entry.file_name();
+        let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".key")) else {
+            continue;
+        };
+        if stem == "default" {
+            default = Some(read_key_file(&path)?);
+        } else {
+            let ssid = stem
+                .parse::<u16>()
+                .ok()
+                .filter(|_| stem.bytes().all(|b| b.is_ascii_digit()))
+                .ok_or_else(|| {
+                    err(
+                        &path,
+                        "expected <ssid>.key with an SSID 0-65535, or default.key".into(),
+                    )
+                })?;
+            if keys.insert(ssid, read_key_file(&path)?).is_some() {
+                return Err(err(&path, format!("a second key for SSID {ssid}")));
+            }
+        }
+    }
+    Ok((default, keys))
 }
 
 fn check_key_len(key: Vec<u8>, origin: &str) -> Result<Vec<u8>, ConfigError> {
@@ -427,23 +492,53 @@ impl Resolver<'_> {
             .or(d.auth_mode)
             .map(Into::into)
             .unwrap_or_default();
-        let hmac_key = self.hmac_key(&l)?;
+        let mut hmac_key = self.hmac_key(&l)?;
         let hmac_key_dir = l
             .hmac_key_dir
             .clone()
             .map(|p| self.file_relative("hmac_key_dir", p));
+        let mut ssid_keys = BTreeMap::new();
         if let Some(dir) = &hmac_key_dir {
-            if !dir.is_dir() {
+            let origin = origin_of(self.fig, "hmac_key_dir");
+            let (default, keys) = read_key_dir(dir, &origin)?;
+            match (default, &hmac_key) {
+                (Some(_), Some(_)) => {
+                    return Err(ConfigError::ConflictingKeys {
+                        first: format!("{}/default.key (from {origin})", dir.display()),
+                        second: format!("the key from {}", origin_of(self.fig, "hmac_key")),
+                    })
+                }
+                (Some(d), None) => hmac_key = Some(d),
+                (None, _) => {}
+            }
+            if keys.is_empty() && hmac_key.is_none() {
                 return Err(ConfigError::KeyFile {
                     path: dir.clone(),
-                    origin: origin_of(self.fig, "hmac_key_dir"),
-                    reason: "not a directory".into(),
+                    origin,
+                    reason: "holds no <ssid>.key nor default.key".into(),
                 });
             }
+            ssid_keys = keys;
         }
-        if auth_mode == AuthMode::Authenticated && hmac_key.is_none() && hmac_key_dir.is_none() {
+        let ssid = l.ssid.unwrap_or(0);
+        if role == Role::Sender {
+            // A sender has one SSID: its key is the one the directory gives it.
+            if let Some(k) = ssid_keys.get(&ssid) {
+                hmac_key = Some(k.clone());
+            }
+        }
+        if auth_mode == AuthMode::Authenticated
+            && hmac_key.is_none()
+            && (role == Role::Sender || ssid_keys.is_empty())
+        {
             return Err(ConfigError::MissingKey);
         }
+        let user = match l.user.as_ref().map(|t| t.0.trim().to_string()) {
+            Some(u) if u.is_empty() => {
+                return Err(self.invalid("user", quoted(""), "expected a user name"))
+            }
+            other => other,
+        };
 
         let log_level = l
             .log_level
@@ -500,6 +595,8 @@ impl Resolver<'_> {
             auth_mode,
             hmac_key,
             hmac_key_dir,
+            ssid_keys,
+            user,
             stateful_reflector: l.stateful_reflector.unwrap_or(false),
             session_timeout,
             tlv_mode: l
@@ -513,6 +610,7 @@ impl Resolver<'_> {
                 .unwrap_or(Defaults::MAX_SESSIONS),
             max_pps: self.positive("max_pps", l.max_pps)?,
             reflector_rate_burst: self.positive("reflector_rate_burst", l.reflector_rate_burst)?,
+            global_max_pps: self.positive("global_max_pps", l.global_max_pps)?,
             workers: self.positive("workers", l.workers)?,
             per_packet: l.per_packet.unwrap_or(false),
             output_format: l.output_format.unwrap_or_default(),
@@ -527,7 +625,7 @@ impl Resolver<'_> {
             hwtstamp: l.hwtstamp.unwrap_or_default(),
             histogram: l.histogram.unwrap_or(false),
             plot: l.plot.clone(),
-            ssid: l.ssid.unwrap_or(0),
+            ssid,
             tlv_options,
             plugin_settings,
             tlv_codes,

@@ -513,3 +513,113 @@ fn debug_output_hides_the_key() {
         Ok(())
     });
 }
+
+#[cfg(unix)]
+#[test]
+fn key_dir_gives_per_ssid_keys_and_a_default() {
+    in_jail(|jail| {
+        jail.create_dir("keys")?;
+        let k7 = "77".repeat(16);
+        let kd = "dd".repeat(16);
+        jail.create_file("keys/7.key", &k7)?;
+        jail.create_file("keys/default.key", &kd)?;
+        jail.create_file("keys/README", "not a key")?;
+        chmod("keys/7.key", 0o600);
+        chmod("keys/default.key", 0o400);
+        // Reflector: every per-SSID key, default.key as the fallback.
+        let s = load(&cli(&["-i", "-A", "A", "--hmac-key-dir", "keys"]), None).unwrap();
+        assert_eq!(s.ssid_keys.len(), 1);
+        assert_eq!(s.ssid_keys[&7], hex::decode(&k7).unwrap());
+        assert_eq!(s.hmac_key, Some(hex::decode(&kd).unwrap()));
+        assert!(!format!("{s:?}").contains("7777"));
+        // Sender: the key of its own SSID, else default.key.
+        let s = load(
+            &sender(&["-A", "A", "--hmac-key-dir", "keys", "--ssid", "7"]),
+            None,
+        )
+        .unwrap();
+        assert_eq!(s.hmac_key, Some(hex::decode(&k7).unwrap()));
+        let s = load(
+            &sender(&["-A", "A", "--hmac-key-dir", "keys", "--ssid", "8"]),
+            None,
+        )
+        .unwrap();
+        assert_eq!(s.hmac_key, Some(hex::decode(&kd).unwrap()));
+        // default.key beside another key source is ambiguous.
+        let msg = err(&cli(&[
+            "-i",
+            "--hmac-key-dir",
+            "keys",
+            "--hmac-key",
+            KEY_HEX,
+        ]));
+        assert!(msg.starts_with("two HMAC keys given"), "{msg}");
+        // A key in the directory that others can read is refused, by name.
+        chmod("keys/7.key", 0o640);
+        let msg = err(&cli(&["-i", "--hmac-key-dir", "keys"]));
+        assert_eq!(
+            msg,
+            "key file keys/7.key is accessible by group or others (mode 640); run chmod 600 on it"
+        );
+        chmod("keys/7.key", 0o600);
+        // A .key file that names no SSID is refused, by name.
+        jail.create_file("keys/x1.key", &k7)?;
+        chmod("keys/x1.key", 0o600);
+        let msg = err(&cli(&["-i", "--hmac-key-dir", "keys"]));
+        assert!(msg.starts_with("cannot read keys/x1.key"), "{msg}");
+        assert!(msg.contains("expected <ssid>.key"), "{msg}");
+        assert_eq!(msg.lines().count(), 1);
+        Ok(())
+    });
+}
+
+#[cfg(unix)]
+#[test]
+fn empty_key_dir_is_refused_and_without_default_needs_a_key_for_the_sender() {
+    in_jail(|jail| {
+        jail.create_dir("none")?;
+        let msg = err(&cli(&["-i", "--hmac-key-dir", "none"]));
+        assert!(msg.contains("holds no <ssid>.key nor default.key"), "{msg}");
+        jail.create_dir("only5")?;
+        jail.create_file("only5/5.key", KEY_HEX)?;
+        chmod("only5/5.key", 0o600);
+        // A reflector serves SSID 5 in authenticated mode; a sender with
+        // another SSID has no key.
+        load(&cli(&["-i", "-A", "A", "--hmac-key-dir", "only5"]), None).unwrap();
+        let msg = err(&sender(&[
+            "-A",
+            "A",
+            "--hmac-key-dir",
+            "only5",
+            "--ssid",
+            "6",
+        ]));
+        assert!(msg.starts_with("authenticated mode"), "{msg}");
+        Ok(())
+    });
+}
+
+#[test]
+fn global_cap_and_user_are_read_from_flags_and_file() {
+    in_jail(|jail| {
+        jail.create_file("stamp.toml", "global_max_pps = 5000\nuser = \"nobody\"\n")?;
+        let s = load(&cli(&["-i", "--config", "stamp.toml"]), None).unwrap();
+        assert_eq!(s.global_max_pps, Some(5000));
+        assert_eq!(s.user.as_deref(), Some("nobody"));
+        let s = load(
+            &cli(&["-i", "--global-max-pps", "7", "--user", "daemon"]),
+            None,
+        )
+        .unwrap();
+        assert_eq!(s.global_max_pps, Some(7));
+        assert_eq!(s.user.as_deref(), Some("daemon"));
+        let msg = err(&cli(&["-i", "--global-max-pps", "0"]));
+        assert!(
+            msg.contains("global_max_pps") && msg.contains("--global-max-pps"),
+            "{msg}"
+        );
+        let msg = err(&cli(&["-i", "--user", " "]));
+        assert!(msg.contains("for user"), "{msg}");
+        Ok(())
+    });
+}

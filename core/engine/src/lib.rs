@@ -13,6 +13,7 @@ pub mod transport;
 pub use stamp_wire as wire;
 pub mod handler;
 pub mod hmac;
+pub mod measure;
 pub mod ratelimit;
 pub mod reflector;
 pub mod registry;

@@ -13,12 +13,19 @@
 //! * Token arithmetic is integral: a token is 10^9 units and a bucket gains
 //!   `rate` units per nanosecond, so any rate from 1 pps up is exact.
 //!
+//! * The global bucket is a [`GlobalLimit`]: one atomic word (GCRA, the
+//!   virtual-scheduling form of a token bucket), shared by every worker of
+//!   a reflector through an `Arc`, so `--global-max-pps` caps the process,
+//!   not each worker. Taking a token is one compare-and-swap.
+//!
 //! Spoofed sources defeat any per-source limit; the global bucket is what
 //! bounds the reflector's total output in that case.
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 /// Default number of source addresses tracked at once.
@@ -81,6 +88,87 @@ impl Bucket {
     }
 }
 
+/// A reflector-wide request rate cap shared by every worker (clones share
+/// the same bucket): `rate` requests per second with a burst of `burst`.
+///
+/// GCRA: the bucket is one theoretical arrival time `tat` in nanoseconds
+/// since the first request; a request at `t` is allowed when
+/// `max(tat, t) + T <= t + burst × T` (T = 1/rate) and then moves `tat` to
+/// `max(tat, t) + T`. A refused request changes nothing.
+#[derive(Debug, Clone)]
+pub struct GlobalLimit {
+    inner: Arc<Gcra>,
+}
+
+#[derive(Debug)]
+struct Gcra {
+    bucket: Bucket,
+    /// Emission interval T, ns (at least 1).
+    interval_ns: u64,
+    /// Burst tolerance, burst × T, ns.
+    tolerance_ns: u64,
+    tat: AtomicU64,
+    epoch: OnceLock<Instant>,
+}
+
+impl GlobalLimit {
+    /// A shared cap of `rate` requests per second, `burst` at once.
+    pub fn new(bucket: Bucket) -> Self {
+        let interval_ns = (1_000_000_000 / bucket.rate).max(1);
+        GlobalLimit {
+            inner: Arc::new(Gcra {
+                bucket,
+                interval_ns,
+                tolerance_ns: interval_ns.saturating_mul(bucket.burst()),
+                tat: AtomicU64::new(0),
+                epoch: OnceLock::new(),
+            }),
+        }
+    }
+
+    /// `rate` requests per second with one second's worth of burst.
+    pub fn per_second(rate: u64) -> Self {
+        Self::new(Bucket::new(rate, rate))
+    }
+
+    /// The bucket's parameters.
+    pub fn bucket(&self) -> Bucket {
+        self.inner.bucket
+    }
+
+    fn now_ns(&self, now: Instant) -> u64 {
+        let epoch = *self.inner.epoch.get_or_init(|| now);
+        now.saturating_duration_since(epoch)
+            .as_nanos()
+            .min(u64::MAX as u128) as u64
+    }
+
+    /// Take one request's worth at `now`; `false` (nothing taken) when the
+    /// cap is reached.
+    pub fn try_take(&self, now: Instant) -> bool {
+        let now_ns = self.now_ns(now);
+        self.take_at(now_ns)
+    }
+
+    fn take_at(&self, now_ns: u64) -> bool {
+        let g = &*self.inner;
+        let mut tat = g.tat.load(Ordering::Relaxed);
+        loop {
+            let next = tat.max(now_ns).saturating_add(g.interval_ns);
+            if next - now_ns.min(next) > g.tolerance_ns {
+                return false;
+            }
+            match g
+                .tat
+                .compare_exchange_weak(tat, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return true,
+                Err(seen) => tat = seen,
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default)]
 struct Entry {
     /// Source address (IPv4 as IPv4-mapped IPv6).
@@ -107,9 +195,7 @@ pub struct RateLimitStats {
 #[derive(Debug)]
 pub struct RateLimiter {
     per_source: Option<Bucket>,
-    global: Option<Bucket>,
-    global_units: u64,
-    global_last_ns: u64,
+    global: Option<GlobalLimit>,
     /// Lazily allocated `sets * WAYS` entries.
     table: Vec<Entry>,
     sets: usize,
@@ -128,23 +214,38 @@ impl RateLimiter {
         burst: Option<u64>,
         global_max_pps: Option<u64>,
     ) -> Option<Self> {
-        if max_pps.is_none() && global_max_pps.is_none() {
+        Self::with_shared_global(max_pps, burst, global_max_pps.map(GlobalLimit::per_second))
+    }
+
+    /// Like [`from_limits`](Self::from_limits), with a global cap shared
+    /// with other limiters (one per reflector worker).
+    pub fn with_shared_global(
+        max_pps: Option<u64>,
+        burst: Option<u64>,
+        global: Option<GlobalLimit>,
+    ) -> Option<Self> {
+        if max_pps.is_none() && global.is_none() {
             return None;
         }
         let per_source = max_pps.map(|r| Bucket::new(r, burst.unwrap_or(r)));
-        let global = global_max_pps.map(|r| Bucket::new(r, r));
-        Some(Self::new(per_source, global, DEFAULT_MAX_SOURCES))
+        Some(Self::with_global(per_source, global, DEFAULT_MAX_SOURCES))
     }
 
     /// A limiter with the given buckets, tracking up to `max_sources`
     /// sources (rounded up to a power of two, at least one set of 8).
     pub fn new(per_source: Option<Bucket>, global: Option<Bucket>, max_sources: usize) -> Self {
+        Self::with_global(per_source, global.map(GlobalLimit::new), max_sources)
+    }
+
+    fn with_global(
+        per_source: Option<Bucket>,
+        global: Option<GlobalLimit>,
+        max_sources: usize,
+    ) -> Self {
         let sets = max_sources.div_ceil(WAYS).max(1).next_power_of_two();
         RateLimiter {
             per_source,
             global,
-            global_units: global.map_or(0, |b| b.capacity),
-            global_last_ns: 0,
             table: Vec::new(),
             sets,
             hasher: RandomState::new(),
@@ -160,7 +261,7 @@ impl RateLimiter {
 
     /// The global bucket parameters.
     pub fn global(&self) -> Option<Bucket> {
-        self.global
+        self.global.as_ref().map(GlobalLimit::bucket)
     }
 
     /// Most sources tracked at once.
@@ -188,15 +289,7 @@ impl RateLimiter {
             .as_nanos()
             .min(u64::MAX as u128) as u64;
 
-        let global_after = match self.global {
-            Some(g) => {
-                let units = g.refill(self.global_units, self.global_last_ns, now_ns);
-                self.global_units = units;
-                self.global_last_ns = self.global_last_ns.max(now_ns);
-                Some(units)
-            }
-            None => None,
-        };
+        let global_ns = self.global.as_ref().map(|g| g.now_ns(now));
 
         if let Some(b) = self.per_source {
             let i = self.slot(src, b, now_ns);
@@ -208,17 +301,18 @@ impl RateLimiter {
                 self.stats.per_source += 1;
                 return Err(Limited::PerSource);
             }
-            if matches!(global_after, Some(g) if g < UNIT) {
+            if let (Some(g), Some(t)) = (&self.global, global_ns) {
+                if !g.take_at(t) {
+                    self.stats.global += 1;
+                    return Err(Limited::Global);
+                }
+            }
+            self.table[i].units -= UNIT;
+        } else if let (Some(g), Some(t)) = (&self.global, global_ns) {
+            if !g.take_at(t) {
                 self.stats.global += 1;
                 return Err(Limited::Global);
             }
-            self.table[i].units -= UNIT;
-        } else if matches!(global_after, Some(g) if g < UNIT) {
-            self.stats.global += 1;
-            return Err(Limited::Global);
-        }
-        if global_after.is_some() {
-            self.global_units -= UNIT;
         }
         Ok(())
     }

@@ -5,6 +5,7 @@
 //! buffer. It never allocates on this path: sessions are created in a
 //! pre-sized table and handlers are called through the registry's table.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use stamp_wire::tlv::{emit_header, HEADER_LEN};
@@ -16,7 +17,7 @@ use stamp_wire::{
 use crate::clock::{Clock, TimestampMethod, TimestampSource};
 use crate::handler::{ClockFacts, ReflectContext, ReplyPlan, SessionCounters, TlvSlot, TlvVerdict};
 use crate::hmac::{HmacKey, TAG_LEN};
-use crate::ratelimit::RateLimiter;
+use crate::ratelimit::{GlobalLimit, Limited, RateLimiter};
 use crate::registry::Registry;
 use crate::session::{SessionKey, SessionTable};
 use crate::transport::RecvMeta;
@@ -47,8 +48,12 @@ pub struct ReflectorConfig {
     pub tlv_mode: TlvMode,
     /// Verify the HMAC TLV in unauthenticated mode too.
     pub verify_tlv_hmac: bool,
-    /// Key for the base HMAC and the HMAC TLV.
+    /// Key for the base HMAC and the HMAC TLV (for an SSID without its own
+    /// key in `ssid_keys`).
     pub key: Option<HmacKey>,
+    /// Per-SSID keys (`--hmac-key-dir`: `<ssid>.key`): a request carrying
+    /// one of these SSIDs is verified, and its reply signed, with that key.
+    pub ssid_keys: HashMap<u16, HmacKey>,
     /// TTL reported when the transport cannot read it (RFC 5357 §4.2.1).
     pub unknown_ttl: u8,
     /// Requests per second accepted from one source, an IPv4 address or an
@@ -58,8 +63,23 @@ pub struct ReflectorConfig {
     /// `None` = one second's worth.
     pub rate_burst: Option<u64>,
     /// Requests per second accepted from all sources together; `None` =
-    /// unlimited.
+    /// unlimited. Each [`Reflector`] made from this config gets its own
+    /// bucket unless [`global_limit`](Self::global_limit) is set.
     pub global_max_pps: Option<u64>,
+    /// A global cap shared with other reflectors (the workers of one
+    /// process, `--global-max-pps`); takes precedence over `global_max_pps`.
+    pub global_limit: Option<GlobalLimit>,
+}
+
+impl ReflectorConfig {
+    /// The key for requests with this SSID: its own, else the default.
+    #[inline]
+    pub fn key_for(&self, ssid: u16) -> Option<&HmacKey> {
+        if self.ssid_keys.is_empty() {
+            return self.key.as_ref();
+        }
+        self.ssid_keys.get(&ssid).or(self.key.as_ref())
+    }
 }
 
 impl Default for ReflectorConfig {
@@ -72,10 +92,12 @@ impl Default for ReflectorConfig {
             tlv_mode: TlvMode::Echo,
             verify_tlv_hmac: false,
             key: None,
+            ssid_keys: HashMap::new(),
             unknown_ttl: 255,
             max_pps: None,
             rate_burst: None,
             global_max_pps: None,
+            global_limit: None,
         }
     }
 }
@@ -88,25 +110,31 @@ pub enum DropReason {
     Truncated,
     /// The base-packet HMAC did not verify.
     AuthFailed,
-    /// The session table is full.
+    /// The session table had no room. Not produced since the table evicts
+    /// its least recently used session instead (counted as
+    /// [`ReflectorStats::sessions_evicted`]); kept so the label set of
+    /// summaries and metrics stays stable.
     SessionLimit,
     /// A TLV handler asked for the packet to be discarded.
     TlvDiscard,
     /// The request asked for no reply (RFC 9503 Control Code).
     Suppressed,
-    /// Over the per-source or global request rate.
+    /// Over the per-source request rate (`--max-pps`).
     RateLimited,
+    /// Over the reflector-wide request rate (`--global-max-pps`).
+    GlobalRateLimited,
 }
 
 impl DropReason {
     /// Every reason, for reports.
-    pub const ALL: [DropReason; 6] = [
+    pub const ALL: [DropReason; 7] = [
         DropReason::Truncated,
         DropReason::AuthFailed,
         DropReason::SessionLimit,
         DropReason::TlvDiscard,
         DropReason::Suppressed,
         DropReason::RateLimited,
+        DropReason::GlobalRateLimited,
     ];
 
     /// Label used in summaries and metrics.
@@ -118,6 +146,7 @@ impl DropReason {
             DropReason::TlvDiscard => "tlv_discard",
             DropReason::Suppressed => "suppressed",
             DropReason::RateLimited => "rate_limited",
+            DropReason::GlobalRateLimited => "global_rate_limited",
         }
     }
 }
@@ -153,8 +182,10 @@ pub struct ReflectorStats {
     pub dropped_tlv_discard: u64,
     /// Requests that asked for no reply.
     pub suppressed: u64,
-    /// Requests refused by the rate limiter.
+    /// Requests refused by the per-source rate limit.
     pub dropped_rate_limited: u64,
+    /// Requests refused by the global rate cap.
+    pub dropped_global_rate_limited: u64,
     /// TLVs returned with U set.
     pub tlv_unrecognized: u64,
     /// TLVs returned with M set.
@@ -167,6 +198,9 @@ pub struct ReflectorStats {
     pub sessions_created: u64,
     /// Stateful sessions expired.
     pub sessions_expired: u64,
+    /// Stateful sessions evicted (least recently used first) to make room
+    /// for a new one in a full table (`--max-sessions`).
+    pub sessions_evicted: u64,
 }
 
 impl ReflectorStats {
@@ -179,6 +213,7 @@ impl ReflectorStats {
             DropReason::TlvDiscard => self.dropped_tlv_discard,
             DropReason::Suppressed => self.suppressed,
             DropReason::RateLimited => self.dropped_rate_limited,
+            DropReason::GlobalRateLimited => self.dropped_global_rate_limited,
         }
     }
     fn count_drop(&mut self, reason: DropReason) {
@@ -189,6 +224,7 @@ impl ReflectorStats {
             DropReason::TlvDiscard => self.dropped_tlv_discard += 1,
             DropReason::Suppressed => self.suppressed += 1,
             DropReason::RateLimited => self.dropped_rate_limited += 1,
+            DropReason::GlobalRateLimited => self.dropped_global_rate_limited += 1,
         }
     }
     /// Add another worker's counters.
@@ -201,12 +237,14 @@ impl ReflectorStats {
         self.dropped_tlv_discard += o.dropped_tlv_discard;
         self.suppressed += o.suppressed;
         self.dropped_rate_limited += o.dropped_rate_limited;
+        self.dropped_global_rate_limited += o.dropped_global_rate_limited;
         self.tlv_unrecognized += o.tlv_unrecognized;
         self.tlv_malformed += o.tlv_malformed;
         self.tlv_integrity_failed += o.tlv_integrity_failed;
         self.tlv_conformance += o.tlv_conformance;
         self.sessions_created += o.sessions_created;
         self.sessions_expired += o.sessions_expired;
+        self.sessions_evicted += o.sessions_evicted;
     }
 }
 
@@ -232,8 +270,11 @@ impl Reflector {
     /// A reflector with the given configuration and TLV handlers.
     pub fn new(config: ReflectorConfig, registry: Registry) -> Self {
         let sessions = SessionTable::new(config.max_sessions, config.session_timeout);
-        let limiter =
-            RateLimiter::from_limits(config.max_pps, config.rate_burst, config.global_max_pps);
+        let global = config
+            .global_limit
+            .clone()
+            .or_else(|| config.global_max_pps.map(GlobalLimit::per_second));
+        let limiter = RateLimiter::with_shared_global(config.max_pps, config.rate_burst, global);
         Reflector {
             limiter,
             config,
@@ -317,15 +358,19 @@ impl Reflector {
         // Rate limits before any HMAC work: a flood costs one table lookup
         // per packet and creates no session state.
         if let Some(limiter) = &mut self.limiter {
-            limiter
-                .check(meta.src.ip(), now)
-                .map_err(|_| DropReason::RateLimited)?;
+            limiter.check(meta.src.ip(), now).map_err(|l| match l {
+                Limited::PerSource => DropReason::RateLimited,
+                Limited::Global => DropReason::GlobalRateLimited,
+            })?;
         }
 
         // RFC 8762 §4.4: verify the HMAC before anything else; no state is
-        // touched for a packet that fails.
+        // touched for a packet that fails. The SSID (inside the HMAC's
+        // coverage) picks the key.
         if mode == AuthMode::Authenticated {
-            let key = self.config.key.as_ref().ok_or(DropReason::AuthFailed)?;
+            // At least the base packet long: checked above.
+            let ssid = SenderPacket::new_unchecked(request, mode).ssid();
+            let key = self.config.key_for(ssid).ok_or(DropReason::AuthFailed)?;
             if !key.verify(
                 &[&request[..HMAC_COVERAGE]],
                 &request[HMAC_COVERAGE..HMAC_COVERAGE + TAG_LEN],
@@ -340,6 +385,7 @@ impl Reflector {
         reply[..request.len()].copy_from_slice(request);
         reply[request.len()..].fill(0);
         let req = SenderRepr::parse(&SenderPacket::new_unchecked(&*reply, mode));
+        let ssid = req.ssid;
 
         // Receive time: kernel timestamp where the transport had one.
         let (rx_time, rx_method) = match meta.rx_time {
@@ -364,6 +410,7 @@ impl Reflector {
                 .ok_or(DropReason::SessionLimit)?;
             if created {
                 self.stats.sessions_created += 1;
+                self.stats.sessions_evicted = self.sessions.evictions();
             }
             session = Some(h);
             let s = self.sessions.state_mut(h);
@@ -412,7 +459,9 @@ impl Reflector {
         let seq_bytes = reply_seq.to_be_bytes();
         let req_seq_bytes = req.sequence_number.to_be_bytes();
         let (head, area) = reply.split_at_mut(base);
-        if let TlvOutcome::Discard = self.process_tlvs(area, &req_seq_bytes, &seq_bytes, &mut ctx) {
+        if let TlvOutcome::Discard =
+            self.process_tlvs(area, ssid, &req_seq_bytes, &seq_bytes, &mut ctx)
+        {
             return Err(DropReason::TlvDiscard);
         }
         if plan.suppress {
@@ -437,7 +486,7 @@ impl Reflector {
         repr.timestamp = t3;
         repr.emit(&mut out);
         if mode == AuthMode::Authenticated {
-            if let Some(key) = &self.config.key {
+            if let Some(key) = self.config.key_for(ssid) {
                 let tag = key.tag(&[&out.as_bytes()[..HMAC_COVERAGE]]);
                 if let Some(h) = out.hmac_mut() {
                     h.copy_from_slice(&tag);
@@ -489,7 +538,7 @@ impl Reflector {
         };
         p.set_timestamp(clock.encode(clock.now()));
         if mode == AuthMode::Authenticated {
-            if let Some(key) = &self.config.key {
+            if let Some(key) = self.config.key_for(p.ssid()) {
                 let tag = key.tag(&[&p.as_bytes()[..HMAC_COVERAGE]]);
                 if let Some(h) = p.hmac_mut() {
                     h.copy_from_slice(&tag);
@@ -504,6 +553,7 @@ impl Reflector {
     fn process_tlvs(
         &mut self,
         area: &mut [u8],
+        ssid: u16,
         req_seq: &[u8; 4],
         reply_seq: &[u8; 4],
         ctx: &mut ReflectContext<'_>,
@@ -521,7 +571,7 @@ impl Reflector {
             return TlvOutcome::Done;
         }
 
-        let hmac_at = self.check_tlv_hmac(area, req_seq);
+        let hmac_at = self.check_tlv_hmac(area, ssid, req_seq);
         let hmac_at = match hmac_at {
             HmacCheck::Failed => {
                 // RFC 8972 §4.8: stop, copy every TLV, I set on each.
@@ -538,7 +588,7 @@ impl Reflector {
             HmacCheck::Verified(at) | HmacCheck::Unverified(at) => Some(at),
         };
 
-        let can_sign = self.config.key.is_some();
+        let can_sign = self.config.key_for(ssid).is_some();
         let mut off = 0;
         while off < area.len() {
             if is_zero(&area[off..]) {
@@ -595,7 +645,7 @@ impl Reflector {
 
         // Sign the reply's TLVs: the reply's own Sequence Number and every
         // TLV before the HMAC TLV, as they leave (WIRE.md §7.10).
-        if let (Some(at), Some(key)) = (hmac_at, &self.config.key) {
+        if let (Some(at), Some(key)) = (hmac_at, self.config.key_for(ssid)) {
             if area.len() >= at + HEADER_LEN + TAG_LEN && area[at] == 0 {
                 let tag = key.tag(&[reply_seq, &area[..at]]);
                 area[at + HEADER_LEN..at + HEADER_LEN + TAG_LEN].copy_from_slice(&tag);
@@ -604,7 +654,7 @@ impl Reflector {
         TlvOutcome::Done
     }
 
-    fn check_tlv_hmac(&self, area: &[u8], req_seq: &[u8; 4]) -> HmacCheck {
+    fn check_tlv_hmac(&self, area: &[u8], ssid: u16, req_seq: &[u8; 4]) -> HmacCheck {
         let verify = self.config.mode == AuthMode::Authenticated || self.config.verify_tlv_hmac;
         let mut hmac_at = None;
         let mut misplaced = false;
@@ -638,7 +688,7 @@ impl Reflector {
                 None => HmacCheck::Absent,
             };
         }
-        let Some(key) = &self.config.key else {
+        let Some(key) = self.config.key_for(ssid) else {
             return HmacCheck::Failed;
         };
         match hmac_at {

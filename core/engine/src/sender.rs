@@ -6,7 +6,7 @@
 //! and feeds the statistics; [`SenderSession::expire`] declares packets lost
 //! after the timeout. Time is passed in.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -20,6 +20,9 @@ use stamp_wire::{
 use crate::clock::{Clock, TimestampSource, UnixNanos};
 use crate::handler::{DecodeContext, RequestContext, TlvOptions, TlvReport, TlvTemplate};
 use crate::hmac::{HmacKey, TAG_LEN};
+use crate::measure::{
+    hops_from_ttl, seq_diff, HopStats, Ipdv, PathChange, PdvSummary, Reorder, SeenWindow,
+};
 use crate::registry::Registry;
 use crate::stats::{DelayStats, DelaySummary};
 use crate::transport::RecvMeta;
@@ -63,20 +66,67 @@ impl Default for SenderConfig {
 }
 
 /// Why a received datagram was not used as a reply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Rejected {
+    /// Came from an address other than the reflector's.
+    WrongAddress,
+    /// Came from the reflector's address but another port.
+    WrongPort,
     /// Shorter than the reflector base packet.
     Truncated,
     /// Base HMAC failed.
     AuthFailed,
     /// SSID differs from ours.
     WrongSsid,
-    /// Sequence Number not one we sent (or already expired).
+    /// Sequence Number not one we sent.
     Unknown,
-    /// Came from an address other than the reflector's.
-    WrongSource,
+    /// A reply to a packet we sent, after its timeout (the packet stays lost).
+    Late,
+    /// Timestamps that cannot be right: T3 before T2, or a round-trip time
+    /// below zero (a corrupted reply in open mode).
+    Implausible,
 }
+
+impl Rejected {
+    /// Every reason, in the order reports list them.
+    pub const ALL: [Rejected; 8] = [
+        Rejected::WrongAddress,
+        Rejected::WrongPort,
+        Rejected::Truncated,
+        Rejected::AuthFailed,
+        Rejected::WrongSsid,
+        Rejected::Unknown,
+        Rejected::Late,
+        Rejected::Implausible,
+    ];
+
+    /// The snake_case name used in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Rejected::WrongAddress => "wrong_address",
+            Rejected::WrongPort => "wrong_port",
+            Rejected::Truncated => "truncated",
+            Rejected::AuthFailed => "auth_failed",
+            Rejected::WrongSsid => "wrong_ssid",
+            Rejected::Unknown => "unknown",
+            Rejected::Late => "late",
+            Rejected::Implausible => "implausible",
+        }
+    }
+}
+
+/// Largest negative round-trip time still taken as rounding, not as a
+/// corrupted reply: 1 µs.
+const RTT_TOLERANCE_NS: i64 = 1_000;
+
+/// Replies held to put them back in the reflector's receive order (T2)
+/// before the forward reordering test: exact as long as no reply comes
+/// back more than this many packets late.
+pub const FORWARD_REORDER_BUFFER: usize = 64;
+
+/// Path changes kept in [`SenderStats::path_changes`] (the latest ones).
+pub const PATH_CHANGES_KEPT: usize = 16;
 
 /// One answered test packet.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -115,6 +165,17 @@ pub struct PacketRecord {
     pub len: usize,
     /// Where T4 came from.
     pub t4_source: &'static str,
+    /// Hops sender → reflector, from the Session-Sender TTL field.
+    pub forward_hops: Option<u8>,
+    /// Hops reflector → sender, from the reply's TTL as received.
+    pub backward_hops: Option<u8>,
+    /// RTT IPDV against the previous packet (RFC 3393), when both arrived.
+    pub ipdv_ns: Option<i64>,
+    /// RFC 4737 reordering extent when this reply came out of order.
+    pub reorder_extent: Option<u64>,
+    /// Path length changes this reply showed.
+    #[serde(skip)]
+    pub path_changes: Vec<PathChange>,
     /// Decoded reflected TLVs.
     #[serde(serialize_with = "serialize_tlvs")]
     pub tlvs: Vec<TlvReport>,
@@ -161,6 +222,24 @@ struct InFlight {
     /// Replies of a reflected train seen so far, and the last one's T3.
     train_seen: u16,
     last_t3: u64,
+    /// T3 of the latest distinct replies (a reply copied by the network
+    /// repeats one of them), newest at `t3_seen % T3_KEPT`.
+    t3s: [u64; T3_KEPT],
+    t3_seen: usize,
+}
+
+/// Distinct T3 values remembered per packet in flight.
+const T3_KEPT: usize = 4;
+
+impl InFlight {
+    fn saw_t3(&self, t3: u64) -> bool {
+        self.t3s[..self.t3_seen.min(T3_KEPT)].contains(&t3)
+    }
+
+    fn add_t3(&mut self, t3: u64) {
+        self.t3s[self.t3_seen % T3_KEPT] = t3;
+        self.t3_seen += 1;
+    }
 }
 
 /// Sender counters and statistics.
@@ -174,8 +253,13 @@ pub struct SenderStats {
     pub lost: u64,
     /// Extra replies to packets already answered.
     pub duplicates: u64,
+    /// Of those, replies the reflector sent again (a new T3: the request
+    /// was duplicated on the way out).
+    pub duplicates_forward: u64,
+    /// Of those, copies of a reply (same T3: duplicated on the way back).
+    pub duplicates_backward: u64,
     /// Replies rejected, by reason.
-    pub rejected: HashMap<Rejected, u64>,
+    pub rejected: BTreeMap<Rejected, u64>,
     /// Round-trip time.
     pub rtt: DelayStats,
     /// Forward one-way delay.
@@ -186,8 +270,33 @@ pub struct SenderStats {
     pub residence: DelayStats,
     /// Session-Sender TTL seen by the reflector: min, max, last.
     pub ttl: Option<(u8, u8, u8)>,
-    /// Times the Session-Sender TTL changed between consecutive replies.
-    pub ttl_changes: u64,
+    /// RTT IPDV (RFC 3393 / RFC 5481).
+    pub ipdv_rtt: Ipdv,
+    /// Forward one-way IPDV (synchronized clocks only).
+    pub ipdv_forward: Ipdv,
+    /// Backward one-way IPDV (synchronized clocks only).
+    pub ipdv_backward: Ipdv,
+    /// Round-trip reordering (RFC 4737) of the Session-Sender Sequence
+    /// Numbers in the order the replies arrived.
+    pub reorder: Reorder,
+    /// Backward reordering: RFC 4737 on the reflector's transmit
+    /// timestamps (T3, its sending order) in the order the replies arrive,
+    /// so it works against stateless and stateful reflectors alike.
+    pub reorder_backward: Reorder,
+    /// Forward reordering: RFC 4737 on our Sequence Numbers in the order
+    /// the reflector received them (its T2), rebuilt from the replies with
+    /// a [`FORWARD_REORDER_BUFFER`]-packet buffer.
+    pub reorder_forward: Reorder,
+    /// Replies not yet fed to `reorder_forward`: (T2, seq), smallest first.
+    forward_order: std::collections::BinaryHeap<std::cmp::Reverse<(u64, u32)>>,
+    /// Hops sender → reflector.
+    pub forward_hops: HopStats,
+    /// Hops reflector → sender.
+    pub backward_hops: HopStats,
+    /// Path length changes (both directions).
+    pub path_change_count: u64,
+    /// The latest [`PATH_CHANGES_KEPT`] path length changes.
+    pub path_changes: VecDeque<PathChange>,
     /// Replies whose reflected TLVs failed integrity or were malformed.
     pub tlv_errors: u64,
     /// Replies requested per test packet (Reflected Test Packet Control).
@@ -201,12 +310,51 @@ pub struct SenderStats {
     /// Per TLV type: the last decoded report and how many replies carried it
     /// (and how many of those with U, M, I or C set).
     pub tlvs: std::collections::BTreeMap<u8, TlvTally>,
-    /// First and last answered (sender seq, reflector seq), for directional loss.
-    span: Option<((u32, u32), (u32, u32))>,
+    /// Lowest and highest answered sender seq and reflector seq, for
+    /// directional loss.
+    span: Option<SeqSpan>,
     /// Replies whose reflector seq differed from the sender seq.
     stateful_replies: u64,
     /// Answered packets within the span.
     span_received: u64,
+    /// Forward duplicates seen (each took a reflector sequence number).
+    span_forward_dups: u64,
+    /// Sequence Number of the first request.
+    first_seq: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct SeqSpan {
+    s_lo: u32,
+    s_hi: u32,
+    r_lo: u32,
+    r_hi: u32,
+}
+
+impl SeqSpan {
+    fn widen(span: Option<SeqSpan>, s: u32, r: u32) -> SeqSpan {
+        let Some(mut x) = span else {
+            return SeqSpan {
+                s_lo: s,
+                s_hi: s,
+                r_lo: r,
+                r_hi: r,
+            };
+        };
+        if seq_diff(s, x.s_lo) < 0 {
+            x.s_lo = s;
+        }
+        if seq_diff(s, x.s_hi) > 0 {
+            x.s_hi = s;
+        }
+        if seq_diff(r, x.r_lo) < 0 {
+            x.r_lo = r;
+        }
+        if seq_diff(r, x.r_hi) > 0 {
+            x.r_hi = r;
+        }
+        x
+    }
 }
 
 /// What the replies said about one TLV type over a run.
@@ -232,20 +380,114 @@ pub struct DirectionalLoss {
 
 impl SenderStats {
     /// Loss per direction, when the reflector numbers its replies itself.
+    ///
+    /// Between the lowest and highest answered packets, the sender sent
+    /// `S = s_hi − s_lo + 1` requests and the reflector answered
+    /// `R = r_hi − r_lo + 1` times (its counter moves once per reply,
+    /// forward duplicates included). So `forward = S − (R − dup_fwd)` and
+    /// `backward = R − (distinct replies received)`. Losses after the last
+    /// answered packet cannot be placed; nor can losses before the first
+    /// one, unless the reflector numbered that reply 0 (a stateful
+    /// reflector starts each session at 0, RFC 8762 §4.3.2): then every
+    /// earlier request was lost on the way out.
     pub fn directional_loss(&self) -> Option<DirectionalLoss> {
-        let ((s0, r0), (s1, r1)) = self.span?;
-        let sent_span = s1.wrapping_sub(s0) as u64;
-        let refl_span = r1.wrapping_sub(r0) as u64;
-        if self.stateful_replies == 0 && self.span_received != sent_span + 1 {
+        let x = self.span?;
+        let s_lo = if x.r_lo == 0 && self.stateful_replies > 0 {
+            self.first_seq
+        } else {
+            x.s_lo
+        };
+        let sent = u64::from(x.s_hi.wrapping_sub(s_lo)) + 1;
+        let refl = u64::from(x.r_hi.wrapping_sub(x.r_lo)) + 1;
+        if self.stateful_replies == 0 && self.span_received != sent {
             // Every reply carried our own sequence number: a stateless
             // reflector, or a stateful one that lost nothing forward. With
             // losses in the span the two cannot be told apart.
             return None;
         }
+        let dups = self.span_forward_dups;
         Some(DirectionalLoss {
-            forward: sent_span.saturating_sub(refl_span),
-            backward: (refl_span + 1).saturating_sub(self.span_received),
+            forward: (sent + dups).saturating_sub(refl),
+            backward: refl.saturating_sub(self.span_received + dups),
         })
+    }
+
+    /// Add another target's statistics (for the total over targets).
+    /// Directional loss stays per target.
+    pub fn merge(&mut self, o: &SenderStats) {
+        self.sent += o.sent;
+        self.received += o.received;
+        self.lost += o.lost;
+        self.duplicates += o.duplicates;
+        self.duplicates_forward += o.duplicates_forward;
+        self.duplicates_backward += o.duplicates_backward;
+        for (k, v) in &o.rejected {
+            *self.rejected.entry(*k).or_default() += v;
+        }
+        self.rtt.merge(&o.rtt);
+        self.forward.merge(&o.forward);
+        self.backward.merge(&o.backward);
+        self.residence.merge(&o.residence);
+        self.ipdv_rtt.merge(&o.ipdv_rtt);
+        self.ipdv_forward.merge(&o.ipdv_forward);
+        self.ipdv_backward.merge(&o.ipdv_backward);
+        self.reorder.merge(&o.reorder);
+        self.reorder_backward.merge(&o.reorder_backward);
+        self.reorder_forward.merge(&o.reorder_forward);
+        self.forward_hops.merge(&o.forward_hops);
+        self.backward_hops.merge(&o.backward_hops);
+        self.path_change_count += o.path_change_count;
+        self.tlv_errors += o.tlv_errors;
+        self.train_replies += o.train_replies;
+        self.train_expected += o.train_expected;
+        self.train_rtt.merge(&o.train_rtt);
+        self.train_len = self.train_len.max(o.train_len);
+        self.ttl = match (self.ttl, o.ttl) {
+            (Some((a, b, _)), Some((c, d, l))) => Some((a.min(c), b.max(d), l)),
+            (x, y) => x.or(y),
+        };
+    }
+
+    /// Losses [`Self::directional_loss`] could not place (before the first
+    /// or after the last answered packet), or all of them without it.
+    pub fn unattributed_loss(&self) -> u64 {
+        match self.directional_loss() {
+            Some(d) => self.lost.saturating_sub(d.forward + d.backward),
+            None => self.lost,
+        }
+    }
+
+    /// Feed the `n` replies received earliest by the reflector to the
+    /// forward reordering test.
+    fn release_forward_order(&mut self, n: usize) {
+        for _ in 0..n {
+            match self.forward_order.pop() {
+                Some(std::cmp::Reverse((_, seq))) => {
+                    self.reorder_forward.record(seq);
+                }
+                None => break,
+            }
+        }
+    }
+
+    /// Whether the reflector numbers its replies itself (stateful).
+    pub fn reflector_is_stateful(&self) -> bool {
+        self.stateful_replies > 0
+    }
+
+    /// PDV of the RTT (RFC 5481).
+    pub fn pdv_rtt(&self) -> Option<PdvSummary> {
+        self.rtt.summary().map(|d| PdvSummary::from_delay(&d))
+    }
+
+    /// PDV of the forward delay.
+    pub fn pdv_forward(&self) -> Option<PdvSummary> {
+        self.forward.summary().map(|d| PdvSummary::from_delay(&d))
+    }
+
+    /// PDV of the backward delay.
+    pub fn pdv_backward(&self) -> Option<PdvSummary> {
+        self.backward.summary().map(|d| PdvSummary::from_delay(&d))
     }
 
     /// Total of rejected replies.
@@ -276,6 +518,8 @@ pub struct SenderSession {
     train_len: u16,
     stats: SenderStats,
     remote: Option<SocketAddr>,
+    /// Reflector sequence numbers seen lately (forward duplicates).
+    refl_seen: SeenWindow,
 }
 
 /// Build the TLV templates the options ask for, in type-code order.
@@ -349,8 +593,9 @@ impl SenderSession {
                 stamp_wire::MAX_DATAGRAM
             ));
         }
+        let first_seq = config.first_seq;
         Ok(SenderSession {
-            next_seq: config.first_seq,
+            next_seq: first_seq,
             config,
             registry,
             templates: ordered,
@@ -363,9 +608,11 @@ impl SenderSession {
             train_len,
             stats: SenderStats {
                 train_len,
+                first_seq,
                 ..SenderStats::default()
             },
             remote: None,
+            refl_seen: SeenWindow::default(),
         })
     }
 
@@ -452,6 +699,8 @@ impl SenderSession {
                 answered: false,
                 train_seen: 0,
                 last_t3: 0,
+                t3s: [0; T3_KEPT],
+                t3_seen: 0,
             },
         );
         self.order.push_back(seq);
@@ -497,8 +746,11 @@ impl SenderSession {
     ) -> Result<ReplyEvent, Rejected> {
         let mode = self.config.mode;
         if let Some(remote) = self.remote {
-            if remote != meta.src {
-                return Err(Rejected::WrongSource);
+            if remote.ip() != meta.src.ip() {
+                return Err(Rejected::WrongAddress);
+            }
+            if remote.port() != meta.src.port() {
+                return Err(Rejected::WrongPort);
             }
         }
         // TWAMP-Light reflectors may answer with fewer than 44 octets (38 or
@@ -526,19 +778,50 @@ impl SenderSession {
             return Err(Rejected::WrongSsid);
         }
         let seq = r.sender_sequence_number;
+        let sent_before = self.stats.sent;
+        let first_seq = self.config.first_seq;
         let Some(flight) = self.in_flight.get_mut(&seq) else {
+            // Sent by us (within the numbers used so far) but no longer
+            // waited for: it came after the timeout.
+            let age = u64::from(seq.wrapping_sub(first_seq));
+            if age < sent_before || sent_before > u64::from(u32::MAX) {
+                return Err(Rejected::Late);
+            }
             return Err(Rejected::Unknown);
         };
         let train_member =
             flight.answered && flight.train_seen < self.train_len && r.timestamp.0 > flight.last_t3;
         if flight.answered && !train_member {
-            // Same T3 as a reply already seen, or more replies than asked
-            // for: the network duplicated it.
+            // Same T3 as a reply already seen: the network copied the
+            // reply. Another T3 beyond the replies asked for: the reflector
+            // answered a copy of the request.
             self.stats.duplicates += 1;
+            if flight.saw_t3(r.timestamp.0) {
+                self.stats.duplicates_backward += 1;
+            } else {
+                self.stats.duplicates_forward += 1;
+                flight.add_t3(r.timestamp.0);
+                if self.refl_seen.insert(r.sequence_number) {
+                    self.stats.span_forward_dups += 1;
+                    self.stats.span = Some(SeqSpan::widen(self.stats.span, seq, r.sequence_number));
+                }
+            }
             return Ok(ReplyEvent::Duplicate(seq));
+        }
+        // Timestamps checked before the reply counts as an answer, so a
+        // corrupted one neither skews the statistics nor hides a later
+        // genuine reply.
+        let rformat = r.error_estimate.format();
+        let t2 = UnixNanos(r.receive_timestamp.to_unix_nanos(rformat).unwrap_or(0));
+        let t3 = UnixNanos(r.timestamp.to_unix_nanos(rformat).unwrap_or(0));
+        let residence = t3.diff(t2);
+        let rtt = t4.diff(flight.t1) - residence;
+        if residence < 0 || rtt < -RTT_TOLERANCE_NS {
+            return Err(Rejected::Implausible);
         }
         flight.train_seen += 1;
         flight.last_t3 = r.timestamp.0;
+        flight.add_t3(r.timestamp.0);
         let first = !flight.answered;
         flight.answered = true;
         let t1 = flight.t1;
@@ -546,11 +829,6 @@ impl SenderSession {
             self.unanswered -= 1;
         }
 
-        let rformat = r.error_estimate.format();
-        let t2 = UnixNanos(r.receive_timestamp.to_unix_nanos(rformat).unwrap_or(0));
-        let t3 = UnixNanos(r.timestamp.to_unix_nanos(rformat).unwrap_or(0));
-        let residence = t3.diff(t2);
-        let rtt = t4.diff(t1) - residence;
         let synced = self.config.assume_synchronized
             || (our_estimate.is_synchronized() && r.error_estimate.is_synchronized());
         let (forward, backward) = if synced {
@@ -582,6 +860,11 @@ impl SenderSession {
                 ssid: r.ssid,
                 len: buf.len(),
                 t4_source: t4_source.name(),
+                forward_hops: hops_from_ttl(r.sender_ttl),
+                backward_hops: meta.ttl.and_then(hops_from_ttl),
+                ipdv_ns: None,
+                reorder_extent: None,
+                path_changes: Vec::new(),
                 tlvs,
                 tlv_error,
             })));
@@ -598,13 +881,48 @@ impl SenderSession {
         }
         st.ttl = Some(match st.ttl {
             None => (r.sender_ttl, r.sender_ttl, r.sender_ttl),
-            Some((lo, hi, last)) => {
-                if last != r.sender_ttl {
-                    st.ttl_changes += 1;
-                }
-                (lo.min(r.sender_ttl), hi.max(r.sender_ttl), r.sender_ttl)
-            }
+            Some((lo, hi, _)) => (lo.min(r.sender_ttl), hi.max(r.sender_ttl), r.sender_ttl),
         });
+        let ipdv_ns = st.ipdv_rtt.record(seq, rtt);
+        if let (Some(f), Some(b)) = (forward, backward) {
+            st.ipdv_forward.record(seq, f);
+            st.ipdv_backward.record(seq, b);
+        }
+        let reorder_extent = st.reorder.record(seq);
+        st.reorder_backward.record_key(t3.0 as i64);
+        st.forward_order.push(std::cmp::Reverse((t2.0, seq)));
+        if st.forward_order.len() > FORWARD_REORDER_BUFFER {
+            st.release_forward_order(1);
+        }
+        let forward_hops = hops_from_ttl(r.sender_ttl);
+        let backward_hops = meta.ttl.and_then(hops_from_ttl);
+        let mut path_changes = Vec::new();
+        for (dir, hops, ttl, h) in [
+            ("forward", forward_hops, r.sender_ttl, &mut st.forward_hops),
+            (
+                "backward",
+                backward_hops,
+                meta.ttl.unwrap_or(0),
+                &mut st.backward_hops,
+            ),
+        ] {
+            if let Some((from, to)) = hops.and_then(|x| h.record(x)) {
+                path_changes.push(PathChange {
+                    direction: dir,
+                    seq,
+                    from_hops: from,
+                    to_hops: to,
+                    ttl,
+                });
+            }
+        }
+        for c in &path_changes {
+            st.path_change_count += 1;
+            if st.path_changes.len() == PATH_CHANGES_KEPT {
+                st.path_changes.pop_front();
+            }
+            st.path_changes.push_back(*c);
+        }
         if tlv_error.is_some() {
             st.tlv_errors += 1;
         }
@@ -627,22 +945,8 @@ impl SenderSession {
             st.stateful_replies += 1;
         }
         st.span_received += 1;
-        st.span = Some(match st.span {
-            None => ((seq, r.sequence_number), (seq, r.sequence_number)),
-            Some((first, last)) => {
-                let first = if seq.wrapping_sub(first.0) as i32 <= 0 {
-                    (seq, r.sequence_number)
-                } else {
-                    first
-                };
-                let last = if seq.wrapping_sub(last.0) as i32 >= 0 {
-                    (seq, r.sequence_number)
-                } else {
-                    last
-                };
-                (first, last)
-            }
-        });
+        self.refl_seen.insert(r.sequence_number);
+        st.span = Some(SeqSpan::widen(st.span, seq, r.sequence_number));
 
         Ok(ReplyEvent::Matched(Box::new(PacketRecord {
             seq,
@@ -662,6 +966,11 @@ impl SenderSession {
             ssid: r.ssid,
             len: buf.len(),
             t4_source: t4_source.name(),
+            forward_hops,
+            backward_hops,
+            ipdv_ns,
+            reorder_extent,
+            path_changes,
             tlvs,
             tlv_error,
         })))
@@ -772,6 +1081,8 @@ impl SenderSession {
 
     /// Declare every unanswered packet lost now (end of run).
     pub fn finish(&mut self) -> Vec<u32> {
+        let held = self.stats.forward_order.len();
+        self.stats.release_forward_order(held);
         let mut lost = Vec::new();
         while let Some(seq) = self.order.pop_front() {
             if let Some(f) = self.in_flight.remove(&seq) {

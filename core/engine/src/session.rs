@@ -12,8 +12,17 @@
 //!   sessions; the pages are only touched as sessions arrive, so the reserve
 //!   costs address space, not memory).
 //! * Compact: keys are stored packed ([`PackedKey`], 44 octets), one entry is
-//!   [`SessionTable::ENTRY_SIZE`] octets (136 on 64-bit Linux) plus 8 octets
-//!   of index, so a million sessions take about 145 MB.
+//!   [`SessionTable::ENTRY_SIZE`] octets (144 on 64-bit Linux, LRU links
+//!   included) plus 8 octets of index, so a million sessions take about
+//!   153 MB.
+//! * Bounded with least-recently-used eviction: every lookup moves its
+//!   session to the front of an intrusive doubly-linked list threaded
+//!   through the slab (two `u32` links per entry); a new session arriving
+//!   at a full table evicts the list's tail, the session idle longest, in
+//!   O(1), and [`SessionTable::evictions`] counts it. A flood of new keys
+//!   therefore recycles the oldest sessions instead of locking new senders
+//!   out; a sender whose session was evicted starts again at Sequence
+//!   Number 0 (as after an idle expiry).
 //! * Idle expiry is incremental: each [`SessionTable::expire`] call looks at
 //!   most [`SessionTable::expire_budget`] entries from a cursor that walks
 //!   the slab, so one call never stalls the packets queued behind it. A
@@ -35,6 +44,9 @@ pub const PREALLOCATED: usize = 1 << 20;
 
 /// Entries one [`SessionTable::expire`] call examines by default.
 pub const DEFAULT_EXPIRE_BUDGET: usize = 4096;
+
+/// End of the LRU list.
+const NIL: u32 = u32::MAX;
 
 /// What identifies a session on the reflector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -168,6 +180,10 @@ struct Entry {
     /// Low 32 bits of the key's hash: where its probe starts, and a cheap
     /// first comparison.
     hash: u32,
+    /// Neighbour used more recently (towards the head), or [`NIL`].
+    prev: u32,
+    /// Neighbour used less recently (towards the tail), or [`NIL`].
+    next: u32,
     state: SessionState,
 }
 
@@ -190,11 +206,17 @@ pub struct SessionTable {
     /// Next slab position the expiry sweep examines.
     cursor: usize,
     expire_budget: usize,
+    /// Most recently used entry, or [`NIL`].
+    head: u32,
+    /// Least recently used entry (the next eviction), or [`NIL`].
+    tail: u32,
+    /// Sessions evicted to make room for new ones.
+    evictions: u64,
 }
 
 impl SessionTable {
-    /// Octets one session occupies in the slab (the index adds 8 more at
-    /// its load factor of at most one half).
+    /// Octets one session occupies in the slab, LRU links included (the
+    /// index adds 8 more at its load factor of at most one half).
     pub const ENTRY_SIZE: usize = std::mem::size_of::<Entry>();
 
     /// A table holding at most `max_sessions`, expiring sessions idle for
@@ -211,6 +233,52 @@ impl SessionTable {
             idle_timeout,
             cursor: 0,
             expire_budget: DEFAULT_EXPIRE_BUDGET,
+            head: NIL,
+            tail: NIL,
+            evictions: 0,
+        }
+    }
+
+    /// Sessions evicted so far to make room for a new one in a full table.
+    pub fn evictions(&self) -> u64 {
+        self.evictions
+    }
+
+    /// The session that would be evicted next (the least recently used).
+    pub fn lru(&self) -> Option<SessionKey> {
+        (self.tail != NIL).then(|| self.entries[self.tail as usize].key.unpack())
+    }
+
+    /// Take entry `at` out of the LRU list.
+    fn unlink(&mut self, at: usize) {
+        let (prev, next) = (self.entries[at].prev, self.entries[at].next);
+        match prev {
+            NIL => self.head = next,
+            p => self.entries[p as usize].next = next,
+        }
+        match next {
+            NIL => self.tail = prev,
+            n => self.entries[n as usize].prev = prev,
+        }
+    }
+
+    /// Put entry `at` (not in the list) at the front of the LRU list.
+    fn link_front(&mut self, at: usize) {
+        let old = self.head;
+        self.entries[at].prev = NIL;
+        self.entries[at].next = old;
+        match old {
+            NIL => self.tail = at as u32,
+            h => self.entries[h as usize].prev = at as u32,
+        }
+        self.head = at as u32;
+    }
+
+    /// Mark entry `at` as just used.
+    fn touch(&mut self, at: usize) {
+        if self.head != at as u32 {
+            self.unlink(at);
+            self.link_front(at);
         }
     }
 
@@ -259,8 +327,10 @@ impl SessionTable {
         slot
     }
 
-    /// The session for `key`, created if there is room. `None` when the
-    /// table is full.
+    /// The session for `key`, created if it is new (evicting the least
+    /// recently used session when the table is full), and marked as just
+    /// used. `None` only when the table holds no session at all
+    /// (`max_sessions` 0).
     pub fn get_or_create(
         &mut self,
         key: SessionKey,
@@ -289,10 +359,19 @@ impl SessionTable {
         let hash = self.hash(&key);
         let (slot, found) = self.probe(&key, hash);
         if let Some(at) = found {
+            self.touch(at);
             return Some((SessionHandle(at as u32), false));
         }
-        if self.entries.len() >= self.max_sessions {
+        if self.max_sessions == 0 {
             return None;
+        }
+        let mut slot = slot;
+        if self.entries.len() >= self.max_sessions {
+            // Full: evict the session idle longest. Removal shifts index
+            // slots, so the free slot for the new key is probed again.
+            self.remove_at(self.tail as usize);
+            self.evictions += 1;
+            slot = self.probe(&key, hash).0;
         }
         let slot = if (self.entries.len() + 1) * 2 > self.index.len() {
             // Only past PREALLOCATED sessions: grow once, then go on.
@@ -305,9 +384,12 @@ impl SessionTable {
         self.entries.push(Entry {
             key,
             hash,
+            prev: NIL,
+            next: NIL,
             state: SessionState::new(now),
         });
         self.index[slot] = at as u32 + 1;
+        self.link_front(at);
         Some((SessionHandle(at as u32), true))
     }
 
@@ -338,9 +420,11 @@ impl SessionTable {
         found.map(|at| self.remove_at(at))
     }
 
-    /// Remove slab entry `at`: free its index slot (backward-shift deletion,
-    /// so no tombstones), then move the last entry into its place.
+    /// Remove slab entry `at`: take it out of the LRU list, free its index
+    /// slot (backward-shift deletion, so no tombstones), then move the last
+    /// entry into its place.
     fn remove_at(&mut self, at: usize) -> SessionState {
+        self.unlink(at);
         let mask = self.index.len() - 1;
         let mut hole = self.slot_of(at);
         let mut next = (hole + 1) & mask;
@@ -364,7 +448,20 @@ impl SessionTable {
             let moved = self.slot_of(last);
             self.index[moved] = at as u32 + 1;
         }
-        self.entries.swap_remove(at).state
+        let removed = self.entries.swap_remove(at).state;
+        if at != last {
+            // The former last entry now sits at `at`: repoint its neighbours.
+            let (prev, next) = (self.entries[at].prev, self.entries[at].next);
+            match prev {
+                NIL => self.head = at as u32,
+                p => self.entries[p as usize].next = at as u32,
+            }
+            match next {
+                NIL => self.tail = at as u32,
+                n => self.entries[n as usize].prev = at as u32,
+            }
+        }
+        removed
     }
 
     /// Remove sessions idle for longer than the timeout, examining at most
@@ -463,12 +560,87 @@ mod tests {
     }
 
     #[test]
-    fn cap_refuses_new_sessions_but_serves_old_ones() {
+    fn full_table_evicts_the_least_recently_used() {
         let now = Instant::now();
-        let mut t = SessionTable::new(1, Duration::from_secs(5));
-        assert!(t.get_or_create(key(1, 0), now).is_some());
-        assert!(t.get_or_create(key(2, 0), now).is_none());
-        assert!(t.get_or_create(key(1, 0), now).is_some());
+        let mut t = SessionTable::new(3, Duration::from_secs(5));
+        for p in 1..=3 {
+            t.get_or_create(key(p, 0), now).unwrap().0.next_seq = u32::from(p);
+        }
+        // Use 1 again: 2 is now the least recently used.
+        assert!(!t.get_or_create(key(1, 0), now).unwrap().1);
+        assert_eq!(t.lru(), Some(key(2, 0)));
+        let (s, created) = t.get_or_create(key(4, 0), now).unwrap();
+        assert!(created);
+        assert_eq!(s.next_seq, 0);
+        assert_eq!(t.len(), 3);
+        assert_eq!(t.evictions(), 1);
+        assert!(t.get(&key(2, 0)).is_none());
+        for p in [1, 3] {
+            assert_eq!(t.get(&key(p, 0)).unwrap().next_seq, u32::from(p));
+        }
+        // Then 3, then 1 (4 was just created).
+        t.get_or_create(key(5, 0), now);
+        assert!(t.get(&key(3, 0)).is_none());
+        t.get_or_create(key(6, 0), now);
+        assert!(t.get(&key(1, 0)).is_none());
+        assert_eq!(t.evictions(), 3);
+        // A table of one always holds the newest session.
+        let mut one = SessionTable::new(1, Duration::from_secs(5));
+        assert!(one.get_or_create(key(1, 0), now).unwrap().1);
+        assert!(one.get_or_create(key(2, 0), now).unwrap().1);
+        assert!(one.get(&key(1, 0)).is_none());
+        assert_eq!(one.evictions(), 1);
+    }
+
+    /// The LRU list agrees with a naive model (a Vec ordered by use) under
+    /// any mix of lookups, creations, evictions, removals and expiry.
+    #[test]
+    fn lru_order_matches_a_model_under_churn() {
+        let start = Instant::now();
+        let cap = 64usize;
+        let mut t = SessionTable::new(cap, Duration::from_secs(50));
+        t.set_expire_budget(7);
+        let mut model: Vec<u16> = Vec::new(); // front = most recent
+        let mut x = 0x2545_f491_u32;
+        for step in 0..20_000u64 {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            let now = start + Duration::from_millis(step);
+            let p = (x % 200) as u16;
+            if x % 17 == 0 {
+                let gone = t.remove(&key(p, 0)).is_some();
+                let was = model.iter().position(|&m| m == p);
+                assert_eq!(gone, was.is_some());
+                if let Some(i) = was {
+                    model.remove(i);
+                }
+                continue;
+            }
+            let (s, _) = t.get_or_create(key(p, 0), now).unwrap();
+            s.last_seen = now;
+            if let Some(i) = model.iter().position(|&m| m == p) {
+                model.remove(i);
+            } else if model.len() == cap {
+                model.pop();
+            }
+            model.insert(0, p);
+            if step % 1000 == 999 {
+                // Expire what is older than 50 s: nothing, timestamps are ms.
+                assert_eq!(t.expire(now), 0);
+            }
+            assert_eq!(t.len(), model.len());
+            assert_eq!(t.lru(), model.last().map(|&m| key(m, 0)));
+        }
+        // Walk the whole list once: it holds exactly the model, in order.
+        let mut at = t.head;
+        let mut order = Vec::new();
+        while at != NIL {
+            order.push(t.entries[at as usize].key.unpack().peer.port());
+            at = t.entries[at as usize].next;
+        }
+        assert_eq!(order, model);
+        assert!(t.evictions() > 0);
     }
 
     #[test]
@@ -570,7 +742,7 @@ mod tests {
     #[test]
     fn entries_stay_compact() {
         // A million sessions in well under 256 MiB: slab entry plus index.
-        const { assert!(SessionTable::ENTRY_SIZE <= 136) };
+        const { assert!(SessionTable::ENTRY_SIZE <= 144) };
         assert_eq!(std::mem::size_of::<PackedKey>(), 44);
     }
 }

@@ -1,6 +1,8 @@
 //! Delay statistics with bounded memory: exact min / max / mean and an
 //! HdrHistogram (3 significant digits) for the quantiles, so a run of any
-//! length keeps a fixed footprint.
+//! length keeps a fixed footprint. Negative samples (one-way delays between
+//! clocks a little apart) go to a second histogram of their magnitudes, so
+//! the quantiles stay right across zero.
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -18,7 +20,14 @@ pub struct DelayStats {
     sum: i128,
     sum_sq: f64,
     hist: Histogram<u64>,
+    /// Magnitudes of the negative samples (created on the first one).
+    neg_hist: Option<Histogram<u64>>,
     negative: u64,
+}
+
+fn new_hist() -> Histogram<u64> {
+    // 3 significant digits: quantiles within 0.1 %.
+    Histogram::new_with_bounds(1, MAX_TRACKED_NS, 3).expect("valid histogram bounds")
 }
 
 impl Default for DelayStats {
@@ -51,9 +60,7 @@ pub struct DelaySummary {
 impl DelayStats {
     /// Empty statistics.
     pub fn new() -> Self {
-        // 3 significant digits: quantiles within 0.1 %.
-        let hist =
-            Histogram::new_with_bounds(1, MAX_TRACKED_NS, 3).expect("valid histogram bounds");
+        let hist = new_hist();
         DelayStats {
             count: 0,
             min: i64::MAX,
@@ -61,6 +68,7 @@ impl DelayStats {
             sum: 0,
             sum_sq: 0.0,
             hist,
+            neg_hist: None,
             negative: 0,
         }
     }
@@ -74,9 +82,14 @@ impl DelayStats {
         self.sum_sq += (ns as f64) * (ns as f64);
         if ns < 0 {
             self.negative += 1;
+            let m = ns.unsigned_abs().min(MAX_TRACKED_NS);
+            self.neg_hist
+                .get_or_insert_with(new_hist)
+                .saturating_record(m);
+        } else {
+            let v = (ns.max(1) as u64).min(MAX_TRACKED_NS);
+            self.hist.saturating_record(v);
         }
-        let v = (ns.max(1) as u64).min(MAX_TRACKED_NS);
-        self.hist.saturating_record(v);
     }
 
     /// Number of samples.
@@ -84,14 +97,32 @@ impl DelayStats {
         self.count
     }
 
-    /// Samples below zero (clamped to zero in the quantiles).
+    /// Samples below zero.
     pub fn negative(&self) -> u64 {
         self.negative
     }
 
-    /// Quantile `q` in 0..=1, nanoseconds.
-    pub fn quantile_ns(&self, q: f64) -> u64 {
-        self.hist.value_at_quantile(q)
+    /// Quantile `q` in 0..=1, nanoseconds (negative samples included),
+    /// clamped into the exact [min, max].
+    pub fn quantile_ns(&self, q: f64) -> i64 {
+        if self.count == 0 {
+            return 0;
+        }
+        let (n, k) = (self.count, self.negative);
+        // 1-based rank of the sample wanted.
+        let rank = ((q.clamp(0.0, 1.0) * n as f64).ceil() as u64).clamp(1, n);
+        // The quantile of the `r`-th of `m` samples, half a sample early so
+        // that rounding never moves it to the next one.
+        let at = |r: u64, m: u64| (r as f64 - 0.5) / m as f64;
+        let v = match &self.neg_hist {
+            Some(neg) if rank <= k => {
+                // The rank-th smallest negative sample is the one with the
+                // (k − rank + 1)-th smallest magnitude.
+                -(neg.value_at_quantile(at(k - rank + 1, k)) as i64)
+            }
+            _ => self.hist.value_at_quantile(at(rank - k, n - k)) as i64,
+        };
+        v.clamp(self.min, self.max)
     }
 
     /// Summary, or `None` without samples.
@@ -104,9 +135,7 @@ impl DelayStats {
         let var = (self.sum_sq / n - mean * mean).max(0.0);
         // Quantiles are clamped into the exact [min, max] so that a
         // histogram bucket edge never reports outside the observed range.
-        let q = |x: f64| {
-            (self.hist.value_at_quantile(x) as f64).clamp(self.min as f64, self.max as f64) / 1e6
-        };
+        let q = |x: f64| self.quantile_ns(x) as f64 / 1e6;
         Some(DelaySummary {
             count: self.count,
             min_ms: self.min as f64 / 1e6,
@@ -117,6 +146,38 @@ impl DelayStats {
             p95_ms: q(0.95),
             p99_ms: q(0.99),
         })
+    }
+
+    /// Add another stream's samples (totals over targets).
+    pub fn merge(&mut self, o: &DelayStats) {
+        if o.count == 0 {
+            return;
+        }
+        self.count += o.count;
+        self.min = self.min.min(o.min);
+        self.max = self.max.max(o.max);
+        self.sum += o.sum;
+        self.sum_sq += o.sum_sq;
+        self.negative += o.negative;
+        // Same bounds on both sides: adding cannot fail.
+        let _ = self.hist.add(&o.hist);
+        if let Some(on) = &o.neg_hist {
+            let _ = self.neg_hist.get_or_insert_with(new_hist).add(on);
+        }
+    }
+
+    /// The cumulative distribution at `points` quantiles (0 < q ≤ 1):
+    /// `(delay ns, q)`, for plotting a CDF.
+    pub fn cdf(&self, points: usize) -> Vec<(i64, f64)> {
+        if self.count == 0 || points == 0 {
+            return Vec::new();
+        }
+        (1..=points)
+            .map(|i| {
+                let q = i as f64 / points as f64;
+                (self.quantile_ns(q), q)
+            })
+            .collect()
     }
 
     /// Histogram buckets `(upper bound ns, count)` with `buckets` linear steps
@@ -167,6 +228,21 @@ mod tests {
     }
 
     #[test]
+    fn merge_adds_samples() {
+        let mut a = DelayStats::new();
+        let mut b = DelayStats::new();
+        a.record(1_000_000);
+        b.record(3_000_000);
+        a.merge(&b);
+        let s = a.summary().unwrap();
+        assert_eq!((s.count, s.min_ms, s.max_ms, s.avg_ms), (2, 1.0, 3.0, 2.0));
+        let c = a.cdf(2);
+        assert_eq!(c.len(), 2);
+        assert_eq!(c[1].1, 1.0);
+        assert!((c[1].0 - 3_000_000).abs() < 3_000);
+    }
+
+    #[test]
     fn empty_has_no_summary() {
         assert!(DelayStats::new().summary().is_none());
     }
@@ -178,6 +254,37 @@ mod tests {
         s.record(10_000);
         assert_eq!(s.negative(), 1);
         assert_eq!(s.summary().unwrap().min_ms, -0.005);
+    }
+
+    #[test]
+    fn quantiles_across_zero() {
+        // One-way delays of clocks 4 ms apart: −5, −3, 1, 2, 10 ms.
+        let mut s = DelayStats::new();
+        for ms in [-5i64, -3, 1, 2, 10] {
+            s.record(ms * 1_000_000);
+        }
+        let ms = |q: f64| s.quantile_ns(q) as f64 / 1e6;
+        let close = |a: f64, b: f64| (a - b).abs() <= b.abs() * 1e-3;
+        assert!(close(ms(0.2), -5.0), "{}", ms(0.2));
+        assert!(close(ms(0.4), -3.0), "{}", ms(0.4));
+        assert!(close(ms(0.5), 1.0), "{}", ms(0.5));
+        assert!(close(ms(0.8), 2.0), "{}", ms(0.8));
+        assert!(close(ms(1.0), 10.0), "{}", ms(1.0));
+        let x = s.summary().unwrap();
+        assert!(close(x.median_ms, 1.0) && x.min_ms == -5.0 && x.max_ms == 10.0);
+        // All negative.
+        let mut s = DelayStats::new();
+        for ms in [-9i64, -7, -1] {
+            s.record(ms * 1_000_000);
+        }
+        let x = s.summary().unwrap();
+        assert!(close(x.median_ms, -7.0), "{}", x.median_ms);
+        assert!(close(x.p99_ms, -1.0), "{}", x.p99_ms);
+        // Merged totals keep the negative side.
+        let mut t = DelayStats::new();
+        t.record(4_000_000);
+        t.merge(&s);
+        assert!(close(t.summary().unwrap().median_ms, -7.0));
     }
 
     #[test]

@@ -96,7 +96,9 @@ fn global_cap_limits_many_sources_together() {
         })
         .count();
     assert_eq!(replies, 20);
-    assert_eq!(r.stats().dropped_rate_limited, 180);
+    assert_eq!(r.stats().dropped_global_rate_limited, 180);
+    assert_eq!(r.stats().dropped(DropReason::GlobalRateLimited), 180);
+    assert_eq!(r.stats().dropped_rate_limited, 0);
     let l = r.rate_limiter().unwrap();
     assert_eq!(l.stats().global, 180);
     assert_eq!(l.stats().per_source, 0);
@@ -169,4 +171,43 @@ fn merged_stats_add_rate_limited_drops() {
     };
     a.merge(&b);
     assert_eq!(a.dropped(DropReason::RateLimited), 7);
+}
+
+#[test]
+fn a_shared_global_cap_holds_across_workers() {
+    use stamp_core::ratelimit::GlobalLimit;
+    let clock = ManualClock::new(UnixNanos(T0), TimestampFormat::Ntp);
+    // Two workers of one process: each gets a clone of the config, and so
+    // the same bucket.
+    let cfg = ReflectorConfig {
+        global_max_pps: Some(30),
+        global_limit: Some(GlobalLimit::per_second(30)),
+        ..Default::default()
+    };
+    let mut a = Reflector::new(cfg.clone(), Registry::empty());
+    let mut b = Reflector::new(cfg, Registry::empty());
+    let t0 = Instant::now();
+    let mut replies = 0;
+    for i in 0..100u16 {
+        let r = if i % 2 == 0 { &mut a } else { &mut b };
+        let src = [10, 1, (i >> 8) as u8, i as u8];
+        if matches!(run(r, src, 5000, t0, &clock), Outcome::Reply { .. }) {
+            replies += 1;
+        }
+    }
+    assert_eq!(replies, 30, "30 for the process, not 30 per worker");
+    let dropped = a.stats().dropped_global_rate_limited + b.stats().dropped_global_rate_limited;
+    assert_eq!(dropped, 70);
+    // The cap refills for both: 30 pps is one request per 33.3 ms.
+    let later = t0 + Duration::from_millis(100);
+    let more = (0..10u16)
+        .filter(|i| {
+            let r = if i % 2 == 0 { &mut a } else { &mut b };
+            matches!(
+                run(r, [10, 2, 0, *i as u8], 5000, later, &clock),
+                Outcome::Reply { .. }
+            )
+        })
+        .count();
+    assert_eq!(more, 3);
 }

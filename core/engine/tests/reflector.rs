@@ -99,23 +99,125 @@ fn stateful_reply_numbers_per_session_from_zero() {
 }
 
 #[test]
-fn session_cap_drops_and_counts() {
+fn session_cap_evicts_the_least_recently_used_and_counts() {
     let clock = ManualClock::new(UnixNanos(T0), TimestampFormat::Ntp);
     let cfg = ReflectorConfig {
+        stateful: true,
+        max_sessions: 2,
+        ..Default::default()
+    };
+    let mut r = Reflector::new(cfg, Registry::empty());
+    let seq = |out: &(Outcome, Vec<u8>)| {
+        assert!(matches!(out.0, Outcome::Reply { .. }), "{:?}", out.0);
+        ReflectorPacket::new_checked(&out.1[..], AuthMode::Open)
+            .unwrap()
+            .sequence_number()
+    };
+    // SSIDs 1 and 2, then 1 again: 2 is the least recently used.
+    assert_eq!(
+        seq(&reflect(
+            &mut r,
+            &request_open(0, 1, &[]),
+            &meta(44),
+            &clock
+        )),
+        0
+    );
+    assert_eq!(
+        seq(&reflect(
+            &mut r,
+            &request_open(0, 2, &[]),
+            &meta(44),
+            &clock
+        )),
+        0
+    );
+    assert_eq!(
+        seq(&reflect(
+            &mut r,
+            &request_open(1, 1, &[]),
+            &meta(44),
+            &clock
+        )),
+        1
+    );
+    // A third session evicts SSID 2, not SSID 1; nothing is dropped.
+    assert_eq!(
+        seq(&reflect(
+            &mut r,
+            &request_open(0, 3, &[]),
+            &meta(44),
+            &clock
+        )),
+        0
+    );
+    assert_eq!(r.stats().sessions_evicted, 1);
+    assert_eq!(r.stats().dropped_session_limit, 0);
+    assert_eq!(r.sessions().len(), 2);
+    assert_eq!(
+        seq(&reflect(
+            &mut r,
+            &request_open(2, 1, &[]),
+            &meta(44),
+            &clock
+        )),
+        2
+    );
+    // SSID 2 comes back as a new session (numbered from 0), evicting 3.
+    assert_eq!(
+        seq(&reflect(
+            &mut r,
+            &request_open(1, 2, &[]),
+            &meta(44),
+            &clock
+        )),
+        0
+    );
+    assert_eq!(r.stats().sessions_evicted, 2);
+    assert_eq!(r.stats().sessions_created, 4);
+    assert_eq!(r.stats().reflected, r.stats().received);
+}
+
+#[test]
+fn failed_authentication_creates_no_session_and_evicts_nothing() {
+    let clock = ManualClock::new(UnixNanos(T0), TimestampFormat::Ntp);
+    let key = b"0123456789abcdef0123456789abcdef";
+    let cfg = ReflectorConfig {
+        mode: AuthMode::Authenticated,
+        key: Some(HmacKey::new(key)),
         stateful: true,
         max_sessions: 1,
         ..Default::default()
     };
     let mut r = Reflector::new(cfg, Registry::empty());
+    let mut good = vec![0u8; 112];
+    good[3] = 1;
+    let tag = HmacKey::new(key).tag(&[&good[..96]]);
+    good[96..112].copy_from_slice(&tag);
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    let now = Instant::now();
     assert!(matches!(
-        reflect(&mut r, &request_open(0, 1, &[]), &meta(44), &clock).0,
+        r.process(&good, &meta(112), now, &clock, &mut buf),
         Outcome::Reply { .. }
     ));
-    assert_eq!(
-        reflect(&mut r, &request_open(0, 2, &[]), &meta(44), &clock).0,
-        Outcome::Drop(DropReason::SessionLimit)
-    );
-    assert_eq!(r.stats().dropped_session_limit, 1);
+    let before = r.sessions().iter().map(|(k, _)| k).collect::<Vec<_>>();
+    // Thousands of forged requests from new source ports and SSIDs.
+    for i in 0..5000u32 {
+        let mut bad = good.clone();
+        bad[0..4].copy_from_slice(&i.to_be_bytes());
+        bad[26..28].copy_from_slice(&(i as u16).to_be_bytes());
+        let mut m = meta(112);
+        m.src.set_port(1024 + (i % 60000) as u16);
+        assert_eq!(
+            r.process(&bad, &m, now, &clock, &mut buf),
+            Outcome::Drop(DropReason::AuthFailed)
+        );
+    }
+    assert_eq!(r.stats().dropped_auth_failed, 5000);
+    assert_eq!(r.stats().sessions_created, 1);
+    assert_eq!(r.stats().sessions_evicted, 0);
+    let after = r.sessions().iter().map(|(k, _)| k).collect::<Vec<_>>();
+    assert_eq!(before, after);
 }
 
 #[test]
@@ -546,6 +648,9 @@ fn sender_counts_a_reflected_train_and_tells_it_from_duplicates() {
         c[4..12].copy_from_slice(&t3.to_be_bytes());
         c
     };
+    // The replies arrive after the last T3 (a reply before its own T3
+    // would be rejected as implausible).
+    clock.advance(10_000_000);
     let est = clock.error_estimate();
     let mut on = |b: &[u8]| s.on_reply(b, &meta(n), clock.now(), TimestampSource::UserSpace, est);
     assert!(matches!(on(&first), ReplyEvent::Matched(_)));

@@ -23,6 +23,10 @@ use stamp_plugins as _;
 
 pub const T0: u64 = 1_763_800_000_000_000_000;
 pub const KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
+/// The own key of [`SSID_WITH_KEY`] when bit 6 of the selector is set
+/// (`--hmac-key-dir`: `<ssid>.key` beside `default.key` = [`KEY`]).
+pub const SSID_KEY: &[u8] = b"fedcba9876543210fedcba9876543210";
+pub const SSID_WITH_KEY: u16 = 0x1234;
 /// Largest reply the asymmetrical-packets policy of [`registry`] allows.
 pub const ASYM_MAX_SIZE: usize = 1500;
 
@@ -66,21 +70,39 @@ pub fn config(sel: u8) -> ReflectorConfig {
         stateful: sel & 2 != 0,
         verify_tlv_hmac: sel & 4 != 0,
         key: (mode == AuthMode::Authenticated || sel & 4 != 0).then(|| HmacKey::new(KEY)),
+        ssid_keys: if sel & 64 != 0 {
+            [(SSID_WITH_KEY, HmacKey::new(SSID_KEY))]
+                .into_iter()
+                .collect()
+        } else {
+            Default::default()
+        },
         max_sessions: 16,
         ..ReflectorConfig::default()
     }
 }
 
+/// The key a request or reply with this SSID is signed with under `sel`.
+pub fn key_for(sel: u8, ssid: u16) -> &'static [u8] {
+    if sel & 64 != 0 && ssid == SSID_WITH_KEY {
+        SSID_KEY
+    } else {
+        KEY
+    }
+}
+
 /// Run one request through a fresh reflector and check the reply. With
 /// bit 5 of `sel` in authenticated mode, the request's base HMAC is signed
-/// first, so the fuzzer explores what lies past authentication.
+/// first (with its SSID's key), so the fuzzer explores what lies past
+/// authentication; bit 6 gives one SSID a key of its own.
 pub fn step_and_check(sel: u8, request: &[u8]) {
     let cfg = config(sel);
     let mode = cfg.mode;
     let mut signed;
     let request = if mode == AuthMode::Authenticated && sel & 32 != 0 && request.len() >= 112 {
         signed = request.to_vec();
-        let tag = HmacKey::new(KEY).tag(&[&signed[..HMAC_COVERAGE]]);
+        let ssid = u16::from_be_bytes([signed[26], signed[27]]);
+        let tag = HmacKey::new(key_for(sel, ssid)).tag(&[&signed[..HMAC_COVERAGE]]);
         signed[96..112].copy_from_slice(&tag);
         &signed[..]
     } else {
@@ -93,12 +115,12 @@ pub fn step_and_check(sel: u8, request: &[u8]) {
     let m = meta(request.len(), ttl, Some(sel));
     let mut reply = vec![0u8; MAX_DATAGRAM];
     let out = r.process(request, &m, Instant::now(), &clock, &mut reply);
-    check(mode, request, &m, out, &reply, asym, &r);
+    check(sel, request, &m, out, &reply, asym, &r);
 }
 
 /// The invariants of one reflector step.
 pub fn check(
-    mode: AuthMode,
+    sel: u8,
     request: &[u8],
     m: &RecvMeta,
     out: Outcome,
@@ -106,6 +128,7 @@ pub fn check(
     asym: bool,
     r: &Reflector,
 ) {
+    let mode = r.config().mode;
     let st = r.stats();
     let dropped: u64 = DropReason::ALL.iter().map(|d| st.dropped(*d)).sum();
     assert_eq!(
@@ -114,6 +137,17 @@ pub fn check(
         "every request counted once"
     );
     let base = mode.base_len();
+    // The base HMAC verdict is exactly "signed with the key of its SSID".
+    if mode == AuthMode::Authenticated && request.len() >= base {
+        let ssid = u16::from_be_bytes([request[26], request[27]]);
+        let good = HmacKey::new(key_for(sel, ssid))
+            .verify(&[&request[..HMAC_COVERAGE]], &request[96..112]);
+        assert_eq!(
+            out == Outcome::Drop(DropReason::AuthFailed),
+            !good,
+            "authentication verdict for SSID {ssid:#x}"
+        );
+    }
     let (len, plan) = match out {
         Outcome::Reply { len, plan } => (len, plan),
         Outcome::Drop(DropReason::AuthFailed) => {
@@ -149,8 +183,8 @@ pub fn check(
     assert_eq!(x.sender_ttl, m.ttl.unwrap_or(255));
     if mode == AuthMode::Authenticated {
         assert!(
-            HmacKey::new(KEY).verify(&[&reply[..HMAC_COVERAGE]], &reply[96..112]),
-            "reply base HMAC does not verify"
+            HmacKey::new(key_for(sel, x.ssid)).verify(&[&reply[..HMAC_COVERAGE]], &reply[96..112]),
+            "reply base HMAC does not verify with the key of its SSID"
         );
     }
     // The TLV area still iterates without panicking.
