@@ -58,7 +58,7 @@ complete -c stamp-sender -l log-format -d 'Log format [default: text]' -r -f -a 
 json\t'One JSON object per line'"
 complete -c stamp-sender -l log-level -d 'Log filter, e.g. info or stamp_core=debug [default: info]' -r
 complete -c stamp-sender -l metrics-addr -d 'Address of the Prometheus endpoint [default: 127.0.0.1:9090]' -r
-complete -c stamp-sender -l snmp-socket -d 'AgentX socket of the master agent' -r -F
+complete -c stamp-sender -l snmp-socket -d 'AgentX socket of the master agent [default: /var/agentx/master]' -r -F
 complete -c stamp-sender -l user -d 'Reflector started as root: bind the socket(s), then drop to this user\'s uid, gid and groups before any packet is read' -r
 complete -c stamp-sender -l workers -d 'Worker threads [default: one per CPU]' -r
 complete -c stamp-sender -l hwtstamp -d 'Hardware timestamping [default: auto]' -r -f -a "auto\t'Use hardware timestamps where the interface offers them, else software'

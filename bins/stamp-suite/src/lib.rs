@@ -18,6 +18,11 @@ mod report;
 mod sender_ext;
 mod sender_run;
 mod shutdown;
+#[cfg(all(feature = "snmp", unix))]
+mod snmp;
+#[cfg(not(all(feature = "snmp", unix)))]
+#[path = "snmp_off.rs"]
+mod snmp;
 
 pub use app::main_for;
 pub use stamp_config::Role;

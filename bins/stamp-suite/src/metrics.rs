@@ -18,12 +18,13 @@
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use stamp_core::reflector::{DropReason, ReflectorStats};
 use stamp_core::sender::{PacketRecord, SenderStats};
+use stamp_core::session::SessionTable;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -182,6 +183,37 @@ pub struct WorkerMetrics {
     send_errors: AtomicU64,
     /// Per-request processing time (`Reflector::process`).
     pub processing: Histogram,
+    /// Session rows copied out on request (the SNMP session table).
+    sessions: SessionBoard,
+}
+
+/// Most session rows one worker copies out per request.
+pub const MAX_SESSION_ROWS: usize = 10_000;
+
+/// One stateful session as the SNMP session table shows it.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionRow {
+    /// Session-Sender address and port.
+    pub peer: SocketAddr,
+    /// SSID.
+    pub ssid: u16,
+    /// Requests received.
+    pub rx: u64,
+    /// Replies sent.
+    pub tx: u64,
+    /// Last request.
+    pub last_seen: Instant,
+}
+
+/// A worker's session rows: a reader raises `requested`; the worker copies
+/// at most [`MAX_SESSION_ROWS`] rows after its next batch or expiry tick,
+/// taking the lock only with `try_lock` (a reader holding it makes the
+/// worker try again next time, never wait), and bumps `generation`.
+#[derive(Default)]
+struct SessionBoard {
+    requested: AtomicBool,
+    generation: AtomicU64,
+    rows: Mutex<Vec<SessionRow>>,
 }
 
 impl WorkerMetrics {
@@ -200,7 +232,39 @@ impl WorkerMetrics {
             sessions_active: AtomicU64::new(0),
             send_errors: AtomicU64::new(0),
             processing: Histogram::new(PROCESSING_BUCKETS_NS),
+            sessions: SessionBoard::default(),
         }
+    }
+
+    /// Whether a reader asked for this worker's session rows (one relaxed
+    /// load).
+    #[inline]
+    pub fn sessions_wanted(&self) -> bool {
+        self.sessions.requested.load(Relaxed)
+    }
+
+    /// Copy the session rows out, if the board is free; the buffer is
+    /// reused, so this allocates only while it grows.
+    pub fn publish_sessions(&self, table: &SessionTable) {
+        let Ok(mut rows) = self.sessions.rows.try_lock() else {
+            return;
+        };
+        rows.clear();
+        rows.extend(
+            table
+                .iter()
+                .take(MAX_SESSION_ROWS)
+                .map(|(k, st)| SessionRow {
+                    peer: k.peer,
+                    ssid: k.ssid,
+                    rx: st.rx_packets,
+                    tx: st.tx_packets,
+                    last_seen: st.last_seen,
+                }),
+        );
+        drop(rows);
+        self.sessions.generation.fetch_add(1, Relaxed);
+        self.sessions.requested.store(false, Relaxed);
     }
 
     /// Copy the worker's counters (cheap: a few relaxed stores).
@@ -242,6 +306,92 @@ impl ReflectorMetrics {
 
     fn sum(&self, f: impl Fn(&WorkerMetrics) -> &AtomicU64) -> u64 {
         self.workers.iter().map(|w| f(w).load(Relaxed)).sum()
+    }
+
+    /// The counters summed over the workers (what a scrape shows).
+    pub fn totals(&self) -> ReflectorTotals {
+        ReflectorTotals {
+            received: self.sum(|w| &w.received),
+            reflected: self.sum(|w| &w.reflected),
+            dropped: std::array::from_fn(|i| self.sum(|w| &w.dropped[i])),
+            tlv_unrecognized: self.sum(|w| &w.tlv_unrecognized),
+            tlv_malformed: self.sum(|w| &w.tlv_malformed),
+            tlv_integrity: self.sum(|w| &w.tlv_integrity),
+            tlv_conformance: self.sum(|w| &w.tlv_conformance),
+            sessions_created: self.sum(|w| &w.sessions_created),
+            sessions_expired: self.sum(|w| &w.sessions_expired),
+            sessions_evicted: self.sum(|w| &w.sessions_evicted),
+            sessions_active: self.sum(|w| &w.sessions_active),
+            send_errors: self.sum(|w| &w.send_errors),
+        }
+    }
+
+    /// Every worker's session rows: ask each worker, wait up to `wait` for
+    /// the ones holding sessions to answer (a worker answers after its next
+    /// batch or expiry tick, every 100 ms while it holds sessions), then
+    /// take what each published last. A worker with no session adds none.
+    pub fn session_rows(&self, wait: Duration) -> Vec<SessionRow> {
+        let before: Vec<u64> = self
+            .workers
+            .iter()
+            .map(|w| {
+                let g = w.sessions.generation.load(Relaxed);
+                w.sessions.requested.store(true, Relaxed);
+                g
+            })
+            .collect();
+        let deadline = Instant::now() + wait;
+        loop {
+            let pending = self.workers.iter().zip(&before).any(|(w, g)| {
+                w.sessions_active.load(Relaxed) > 0 && w.sessions.generation.load(Relaxed) == *g
+            });
+            if !pending || Instant::now() >= deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let mut out = Vec::new();
+        for w in self.workers.iter() {
+            if w.sessions_active.load(Relaxed) == 0 {
+                continue;
+            }
+            let rows = w.sessions.rows.lock().unwrap_or_else(|e| e.into_inner());
+            out.extend_from_slice(&rows);
+        }
+        out
+    }
+}
+
+/// Reflector counters summed over the workers.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReflectorTotals {
+    pub received: u64,
+    pub reflected: u64,
+    /// In the order of [`DropReason::ALL`].
+    pub dropped: [u64; REASONS],
+    pub tlv_unrecognized: u64,
+    pub tlv_malformed: u64,
+    pub tlv_integrity: u64,
+    pub tlv_conformance: u64,
+    pub sessions_created: u64,
+    pub sessions_expired: u64,
+    pub sessions_evicted: u64,
+    pub sessions_active: u64,
+    pub send_errors: u64,
+}
+
+impl ReflectorTotals {
+    /// Drops for `reason`.
+    pub fn dropped(&self, reason: DropReason) -> u64 {
+        DropReason::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .map_or(0, |i| self.dropped[i])
+    }
+
+    /// Base-packet HMAC failures plus HMAC TLV failures.
+    pub fn hmac_failures(&self) -> u64 {
+        self.dropped(DropReason::AuthFailed) + self.tlv_integrity
     }
 }
 
@@ -352,6 +502,9 @@ pub struct TargetMetrics {
     lost: AtomicU64,
     duplicates: AtomicU64,
     rtt: Histogram,
+    /// Smallest and largest RTT observed (ns); min is `u64::MAX` until then.
+    rtt_min_ns: AtomicU64,
+    rtt_max_ns: AtomicU64,
     forward: Histogram,
     backward: Histogram,
 }
@@ -364,6 +517,8 @@ impl TargetMetrics {
             lost: AtomicU64::new(0),
             duplicates: AtomicU64::new(0),
             rtt: Histogram::new(DELAY_BUCKETS_NS),
+            rtt_min_ns: AtomicU64::new(u64::MAX),
+            rtt_max_ns: AtomicU64::new(0),
             forward: Histogram::new(DELAY_BUCKETS_NS),
             backward: Histogram::new(DELAY_BUCKETS_NS),
         }
@@ -386,6 +541,9 @@ impl TargetMetrics {
     /// Record the delays of a first reply.
     pub fn observe(&self, rec: &PacketRecord) {
         self.rtt.observe_ns(rec.rtt_ns);
+        let rtt = u64::try_from(rec.rtt_ns).unwrap_or(0);
+        self.rtt_min_ns.fetch_min(rtt, Relaxed);
+        self.rtt_max_ns.fetch_max(rtt, Relaxed);
         if let Some(f) = rec.forward_ns {
             self.forward.observe_ns(f);
         }
@@ -393,6 +551,36 @@ impl TargetMetrics {
             self.backward.observe_ns(b);
         }
     }
+}
+
+impl TargetMetrics {
+    /// The counters and RTT figures (what a scrape shows).
+    pub fn totals(&self) -> TargetTotals {
+        let count = self.rtt.count();
+        let sum = self.rtt.sum_ns.load(Relaxed);
+        let min = self.rtt_min_ns.load(Relaxed);
+        TargetTotals {
+            sent: self.sent.load(Relaxed),
+            received: self.received.load(Relaxed),
+            lost: self.lost.load(Relaxed),
+            duplicates: self.duplicates.load(Relaxed),
+            rtt_min_ns: if min == u64::MAX { 0 } else { min },
+            rtt_avg_ns: sum.checked_div(count).unwrap_or(0),
+            rtt_max_ns: self.rtt_max_ns.load(Relaxed),
+        }
+    }
+}
+
+/// One target's counters and RTT figures (0 while nothing was answered).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TargetTotals {
+    pub sent: u64,
+    pub received: u64,
+    pub lost: u64,
+    pub duplicates: u64,
+    pub rtt_min_ns: u64,
+    pub rtt_avg_ns: u64,
+    pub rtt_max_ns: u64,
 }
 
 /// Which counter of a target a family shows.
@@ -417,6 +605,11 @@ impl SenderMetrics {
     /// Target `i`'s metrics.
     pub fn target(&self, i: usize) -> Arc<TargetMetrics> {
         self.targets[i].1.clone()
+    }
+
+    /// Every target's figures, in order.
+    pub fn totals(&self) -> Vec<TargetTotals> {
+        self.targets.iter().map(|(_, t)| t.totals()).collect()
     }
 }
 
@@ -622,6 +815,62 @@ mod tests {
         assert_eq!(*acc.last().unwrap(), 4);
         assert_eq!(h.count(), 4);
         assert_eq!(sum, 5_000_070_000);
+    }
+
+    /// The session rows a walk asks for: a worker with sessions publishes
+    /// them at its next batch (here: by hand), one without is skipped, and
+    /// a reader that finds a worker silent gives up after the wait.
+    #[test]
+    fn session_rows_are_copied_on_request() {
+        use stamp_core::session::SessionKey;
+        let m = ReflectorMetrics::new(2);
+        let mut table = SessionTable::new(16, Duration::from_secs(60));
+        let now = Instant::now();
+        for (port, ssid) in [(4000u16, 7u16), (4001, 9)] {
+            let key = SessionKey {
+                peer: SocketAddr::from(([127, 0, 0, 1], port)),
+                local: None,
+                local_port: 862,
+                ssid,
+            };
+            let (st, created) = table.get_or_create(key, now).unwrap();
+            assert!(created);
+            st.rx_packets = u64::from(ssid) * 10;
+        }
+        let st = ReflectorStats::default();
+        // Nothing asked yet: nothing to publish, nothing copied.
+        assert!(!m.worker(0).sessions_wanted());
+        m.worker(0).publish(&st, table.len(), 0);
+        std::thread::scope(|scope| {
+            let reader = scope.spawn(|| m.session_rows(Duration::from_secs(5)));
+            // The "worker": answers once asked.
+            let w = m.worker(0);
+            let t0 = Instant::now();
+            while !w.sessions_wanted() {
+                assert!(t0.elapsed() < Duration::from_secs(5));
+                std::thread::yield_now();
+            }
+            w.publish_sessions(&table);
+            assert!(!w.sessions_wanted());
+            let mut rows = reader.join().unwrap();
+            rows.sort_by_key(|r| r.ssid);
+            assert_eq!(rows.len(), 2);
+            assert_eq!(
+                (rows[0].ssid, rows[0].rx, rows[0].peer.port()),
+                (7, 70, 4000)
+            );
+            assert_eq!((rows[1].ssid, rows[1].rx), (9, 90));
+        });
+        // A worker that holds sessions but does not answer: the reader
+        // waits its bound, then shows what was published last.
+        let t0 = Instant::now();
+        assert_eq!(m.session_rows(Duration::from_millis(50)).len(), 2);
+        assert!(t0.elapsed() >= Duration::from_millis(50));
+        // No session any more: no rows, no wait.
+        m.worker(0).publish(&st, 0, 0);
+        let t0 = Instant::now();
+        assert!(m.session_rows(Duration::from_secs(5)).is_empty());
+        assert!(t0.elapsed() < Duration::from_secs(1));
     }
 
     #[test]

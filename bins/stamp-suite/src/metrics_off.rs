@@ -28,6 +28,12 @@ pub struct WorkerMetrics {
 impl WorkerMetrics {
     /// Does nothing.
     pub fn publish(&self, _st: &ReflectorStats, _active: usize, _send_errors: u64) {}
+    /// Never.
+    pub fn sessions_wanted(&self) -> bool {
+        false
+    }
+    /// Does nothing.
+    pub fn publish_sessions(&self, _table: &stamp_core::session::SessionTable) {}
 }
 
 /// No reflector metrics.

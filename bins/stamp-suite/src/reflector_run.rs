@@ -87,10 +87,16 @@ pub async fn run(s: &Settings, registry: Registry) -> Result<ExitCode, String> {
         s.local_port.unwrap_or(862),
     );
     let workers = worker_count(s);
+    if s.snmp && !crate::snmp::AVAILABLE {
+        return Err(crate::snmp::NO_SNMP.to_string());
+    }
     // The endpoint binds first: a bad --metrics-addr fails before any worker.
-    let metrics = if s.metrics {
+    // The SNMP sub-agent reads the same counters.
+    let metrics = if s.metrics || s.snmp {
         let m = ReflectorMetrics::new(workers);
-        crate::metrics::start(s.metrics_addr, m.clone()).await?;
+        if s.metrics {
+            crate::metrics::start(s.metrics_addr, m.clone()).await?;
+        }
         Some(m)
     } else {
         None
@@ -204,6 +210,11 @@ pub async fn run(s: &Settings, registry: Registry) -> Result<ExitCode, String> {
         let _ = go.send(());
     }
     let bound = bound.unwrap_or(local);
+    if s.snmp {
+        if let Some(m) = &spec.metrics {
+            crate::snmp::start_reflector(s, bound.port(), workers, m.clone())?;
+        }
+    }
     tracing::info!(
         address = %bound,
         workers,
@@ -487,6 +498,9 @@ fn serve<T: WorkerIo>(
             }
             if let Some(m) = metrics {
                 m.publish(reflector.stats(), reflector.sessions().len(), send_errors);
+                if m.sessions_wanted() {
+                    m.publish_sessions(reflector.sessions());
+                }
             }
         }
     }
@@ -601,6 +615,10 @@ fn reflect_batch<T: WorkerIo>(
     // After each batch: a few relaxed stores into this worker's slot.
     if let Some(m) = metrics {
         m.publish(reflector.stats(), reflector.sessions().len(), *send_errors);
+        // When the SNMP sub-agent asked: a bounded copy of the session rows.
+        if m.sessions_wanted() {
+            m.publish_sessions(reflector.sessions());
+        }
     }
 }
 

@@ -47,6 +47,9 @@ struct Plan {
 }
 
 pub async fn run(s: &Settings, registry: Registry) -> Result<ExitCode, String> {
+    if s.snmp && !crate::snmp::AVAILABLE {
+        return Err(crate::snmp::NO_SNMP.to_string());
+    }
     let mut targets = Vec::new();
     for r in &s.remotes {
         let port = r.port.unwrap_or(s.remote_port);
@@ -113,9 +116,15 @@ pub async fn run(s: &Settings, registry: Registry) -> Result<ExitCode, String> {
         println!("{}", report::CSV_HEADER);
     }
     // Per target, labelled target="ADDR:PORT"; bound before any packet.
-    let metrics = if s.metrics {
+    // The SNMP sub-agent reads the same counters.
+    let metrics = if s.metrics || s.snmp {
         let m = SenderMetrics::new(&targets);
-        crate::metrics::start(s.metrics_addr, m.clone()).await?;
+        if s.metrics {
+            crate::metrics::start(s.metrics_addr, m.clone()).await?;
+        }
+        if s.snmp {
+            crate::snmp::start_sender(s, &targets, m.clone())?;
+        }
         Some(m)
     } else {
         None

@@ -307,7 +307,7 @@ pub struct Cli {
     #[arg(long, help_heading = OUTPUT)]
     pub snmp: bool,
 
-    /// AgentX socket of the master agent.
+    /// AgentX socket of the master agent [default: /var/agentx/master].
     #[arg(long, value_name = "PATH", help_heading = OUTPUT)]
     pub snmp_socket: Option<PathBuf>,
 
