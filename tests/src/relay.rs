@@ -616,7 +616,9 @@ mod tests {
         rtts.sort();
         let median = rtts[5];
         assert!(median >= Duration::from_millis(15), "{median:?}");
-        assert!(median < Duration::from_millis(18), "{median:?}");
+        // Loose above: a loaded machine wakes threads late (the accuracy
+        // tests hold the relay to 0.2 ms on their own machine time).
+        assert!(median < Duration::from_millis(25), "{median:?}");
         stop.store(true, Ordering::Relaxed);
         let rec = r.stop();
         assert_eq!(rec.forward.seen(), 10);
