@@ -39,7 +39,9 @@ for b in stamp-suite stamp-reflector stamp-sender; do
 done
 
 echo "==> building the .deb"
-cargo deb -p stamp-suite --no-build
+# --no-strip: cargo-deb would strip fully when the profile has no debug
+# info, so the two packages would differ; both get the binaries as built.
+cargo deb -p stamp-suite --no-build --no-strip
 
 echo "==> building the .rpm"
 cargo generate-rpm -p bins/stamp-suite

@@ -332,4 +332,24 @@ fn a_router_put_into_the_forward_path_is_reported_as_a_ttl_change() {
     assert!(switch > 10 && switch < 50, "switched at {switch}");
     assert!(ttls[..switch].iter().all(|&t| t == 255));
     assert!(ttls[switch..].iter().all(|&t| t == 254));
+    // And it is reported as a path-length change: one event line, forward,
+    // 0 -> 1 hop, at the first packet that took the router.
+    assert_eq!(s["path_changes"], 1, "{s}");
+    let events: Vec<Value> = json_lines(&text)
+        .into_iter()
+        .filter(|v| v["type"] == "event" && v["event"] == "path_change")
+        .collect();
+    assert_eq!(events.len(), 1, "{text}");
+    let e = &events[0];
+    assert_eq!(e["direction"], "forward", "{e}");
+    assert_eq!(e["from_hops"], 0, "{e}");
+    assert_eq!(e["to_hops"], 1, "{e}");
+    assert_eq!(e["ttl"], 254, "{e}");
+    let first_routed = json_lines(&text)
+        .iter()
+        .filter(|v| v["type"] == "packet" && v["sender_ttl"] == 254)
+        .filter_map(|v| v["seq"].as_u64())
+        .min()
+        .unwrap();
+    assert_eq!(e["seq"], first_routed, "{e}");
 }
