@@ -47,7 +47,8 @@ pub const SENDER_OPTION_KEYS: [&str; 5] = [
 ];
 
 /// Every reflector plugin setting the factories of this crate read.
-pub const PLUGIN_SETTING_KEYS: [&str; 2] = [
+pub const PLUGIN_SETTING_KEYS: [&str; 3] = [
     destination_node_address::SETTING_LOCAL_ADDRESSES,
     return_path::SETTING_SRV6_RETURN_PATH,
+    return_path::SETTING_RETURN_ADDRESS_REDIRECT,
 ];

@@ -64,6 +64,10 @@ fn option_key_lists_are_exact() {
     );
     assert_eq!(
         crate::PLUGIN_SETTING_KEYS,
-        ["local-addresses", "srv6-return-path"]
+        [
+            "local-addresses",
+            "srv6-return-path",
+            "return-address-redirect"
+        ]
     );
 }

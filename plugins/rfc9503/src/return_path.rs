@@ -30,7 +30,12 @@
 //! * Return Address (§4.1.2): the reply goes to that address, at the
 //!   request's source port. An address the reply socket cannot reach
 //!   (another family, unspecified, multicast or broadcast) means the path
-//!   cannot be used: U.
+//!   cannot be used: U. An operator who does not want the reflector to send
+//!   replies to addresses other than the request's source (RFC 9503 §6: a
+//!   Return Address lets a sender aim replies at a third party) sets the
+//!   plugin setting [`SETTING_RETURN_ADDRESS_REDIRECT`] to `false`: every
+//!   Return Address is then refused with U and the reply goes back to the
+//!   source.
 //! * Segment lists (§4.1.3): an SRv6 Segment List is honoured when the
 //!   plugin setting [`SETTING_SRV6_RETURN_PATH`] says the driver can add a
 //!   Segment Routing Header (RFC 8754) to the reply (the Linux binaries
@@ -119,6 +124,10 @@ impl ReturnPathSubTlv {
 /// the binaries set it on Linux.
 pub const SETTING_SRV6_RETURN_PATH: &str = "srv6-return-path";
 
+/// Reflector plugin setting: `false` refuses every Return Address sub-TLV
+/// (U, reply to the request's source); default `true`.
+pub const SETTING_RETURN_ADDRESS_REDIRECT: &str = "return-address-redirect";
+
 /// Most SIDs in one Segment Routing Header: its Hdr Ext Len is 2 × (SIDs +
 /// 1, the final destination) and fits one octet.
 pub const MAX_SRV6_SIDS: usize = 126;
@@ -128,19 +137,52 @@ pub const MAX_SRV6_SIDS: usize = 126;
 pub struct ReturnPathHandler {
     code: TlvType,
     srv6: bool,
+    redirect: bool,
 }
 
 impl ReturnPathHandler {
     /// A handler for type `code` that cannot steer replies along SRv6
     /// segment lists.
     pub fn new(code: TlvType) -> Self {
-        ReturnPathHandler { code, srv6: false }
+        ReturnPathHandler {
+            code,
+            srv6: false,
+            redirect: true,
+        }
     }
 
     /// A handler that asks the driver to steer replies along SRv6 segment
     /// lists when `srv6` is true.
     pub fn with_srv6(code: TlvType, srv6: bool) -> Self {
-        ReturnPathHandler { code, srv6 }
+        ReturnPathHandler {
+            code,
+            srv6,
+            redirect: true,
+        }
+    }
+
+    /// Whether Return Address sub-TLVs may redirect replies (default true).
+    pub fn redirecting(mut self, redirect: bool) -> Self {
+        self.redirect = redirect;
+        self
+    }
+
+    /// Build from the plugin settings ([`SETTING_SRV6_RETURN_PATH`],
+    /// [`SETTING_RETURN_ADDRESS_REDIRECT`]).
+    pub fn from_settings(
+        code: TlvType,
+        settings: &stamp_core::registry::PluginSettings,
+    ) -> Result<Self, String> {
+        let redirect = match settings.get(SETTING_RETURN_ADDRESS_REDIRECT) {
+            None | Some("true") | Some("1") => true,
+            Some("false") | Some("0") => false,
+            Some(other) => {
+                return Err(format!(
+                    "invalid value {other} for {SETTING_RETURN_ADDRESS_REDIRECT}: expected true or false"
+                ))
+            }
+        };
+        Ok(Self::with_srv6(code, settings.flag(SETTING_SRV6_RETURN_PATH)).redirecting(redirect))
     }
 }
 
@@ -150,10 +192,7 @@ stamp_core::register_tlv! {
     name: "Return Path",
     spec: "RFC 9503 §4",
     configurable_code: false,
-    factory: |code, settings| Ok(Box::new(ReturnPathHandler::with_srv6(
-        code,
-        settings.flag(SETTING_SRV6_RETURN_PATH),
-    ))),
+    factory: |code, settings| Ok(Box::new(ReturnPathHandler::from_settings(code, settings)?)),
 }
 
 /// First occurrence (offset in the Value) of each known sub-TLV.
@@ -258,6 +297,9 @@ impl ReturnPathHandler {
         // An IPv6 peer (not IPv4 seen through a dual-stack socket).
         let native_v6 = |a: IpAddr| matches!(a, IpAddr::V6(v) if v.to_ipv4_mapped().is_none());
         let mut dst = ctx.meta.src;
+        if return_address.is_some() && !self.redirect {
+            return None;
+        }
         if let Some(at) = return_address {
             let alen = u16::from_be_bytes([value[at + 2], value[at + 3]]) as usize;
             let addr = parse_address(&value[at + HEADER_LEN..at + HEADER_LEN + alen])?;
@@ -333,6 +375,9 @@ impl TlvHandler for ReturnPathHandler {
                 }
                 None => (None, TlvVerdict::Unrecognized),
             }
+        } else if let (Some(_), false) = (found.return_address, self.redirect) {
+            // The operator refuses redirection: U, reply to the source.
+            (None, TlvVerdict::Unrecognized)
         } else if let Some(at) = found.return_address {
             let len = u16::from_be_bytes([value[at + 2], value[at + 3]]) as usize;
             let addr = parse_address(&value[at + HEADER_LEN..at + HEADER_LEN + len]);
@@ -617,6 +662,42 @@ mod tests {
         assert_eq!(verdict, TlvVerdict::Processed);
         assert_eq!(plan.dst, "203.0.113.9:40000".parse().unwrap());
         assert_eq!(out[4], 0);
+    }
+
+    #[test]
+    fn return_address_is_refused_with_u_when_redirection_is_off() {
+        let f = Fixture::v4();
+        let h = ReturnPathHandler::new(TlvType(10)).redirecting(false);
+        let (out, verdict, plan) = f.reflect(&h, &rp(&ADDR_V4));
+        assert_eq!(verdict, TlvVerdict::Unrecognized);
+        assert_eq!(plan.dst, f.meta.src, "reply goes back to the source");
+        assert_eq!(out[4], 0x80, "the Return Address sub-TLV has U");
+        // A Control Code still works.
+        let (_, verdict, plan) = f.reflect(&h, &rp(&CC_REPLY));
+        assert_eq!(verdict, TlvVerdict::Processed);
+        assert_eq!(plan.dst, f.meta.src);
+    }
+
+    #[test]
+    fn redirect_setting_is_parsed_and_a_bad_value_names_it() {
+        let mut s = stamp_core::registry::PluginSettings::default();
+        assert!(
+            ReturnPathHandler::from_settings(TlvType(10), &s)
+                .unwrap()
+                .redirect
+        );
+        s.set(SETTING_RETURN_ADDRESS_REDIRECT, "false");
+        assert!(
+            !ReturnPathHandler::from_settings(TlvType(10), &s)
+                .unwrap()
+                .redirect
+        );
+        s.set(SETTING_RETURN_ADDRESS_REDIRECT, "maybe");
+        let e = ReturnPathHandler::from_settings(TlvType(10), &s).unwrap_err();
+        assert!(
+            e.contains("return-address-redirect") && e.contains("maybe"),
+            "{e}"
+        );
     }
 
     #[test]
