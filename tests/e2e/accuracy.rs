@@ -20,7 +20,7 @@ use std::time::Duration;
 use serde_json::Value;
 use stamp_tests::netns::{self, veth, Netns};
 use stamp_tests::relay::{Impairment, Relay};
-use stamp_tests::{bin, json_lines, run_command, Reflector};
+use stamp_tests::{bin, json_lines, json_record, run_command, Reflector};
 
 /// One accuracy test at a time: they measure time, and parallel runs on a
 /// 2-core machine would disturb each other.
@@ -33,11 +33,7 @@ fn sender_in(ns: &Netns, args: &[&str]) -> Command {
 }
 
 fn summary(stdout: &[u8]) -> Value {
-    let text = String::from_utf8_lossy(stdout);
-    json_lines(&text)
-        .into_iter()
-        .find(|v| v["type"] == "summary")
-        .unwrap_or_else(|| panic!("no JSON summary in:\n{text}"))
+    json_record(&String::from_utf8_lossy(stdout), "summary")
 }
 
 fn ms(v: &Value, path: &[&str]) -> f64 {

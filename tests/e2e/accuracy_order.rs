@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::Value;
 use stamp_tests::netns::{self, veth, Netns};
 use stamp_tests::relay::{Impairment, Record, Relay};
-use stamp_tests::{bin, json_lines, run_command, Reflector};
+use stamp_tests::{bin, json_record, run_command, Reflector};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -54,12 +54,10 @@ fn through_relay(net: u8, n: u32, forward: Impairment, backward: Impairment) -> 
     ]);
     let out = run_command(&mut cmd, Duration::from_secs(60));
     let rec = relay.stop();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let s = json_lines(&text)
-        .into_iter()
-        .find(|v| v["type"] == "summary")
-        .unwrap_or_else(|| panic!("no summary in:\n{text}"));
-    (s, rec)
+    (
+        json_record(&String::from_utf8_lossy(&out.stdout), "summary"),
+        rec,
+    )
 }
 
 fn reordered(s: &Value, key: &str) -> u64 {

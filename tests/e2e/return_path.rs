@@ -8,21 +8,14 @@ use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use stamp_tests::{json_lines, sender, Reflector};
+use stamp_tests::{json_lines, json_record, sender, Reflector};
 
 fn summary(stdout: &[u8]) -> Value {
-    let text = String::from_utf8_lossy(stdout);
-    json_lines(&text)
-        .into_iter()
-        .find(|v| v["type"] == "summary")
-        .unwrap_or_else(|| panic!("no summary in:\n{text}"))
+    json_record(&String::from_utf8_lossy(stdout), "summary")
 }
 
 fn reflector_summary(stdout: &str) -> Value {
-    json_lines(stdout)
-        .into_iter()
-        .find(|v| v["type"] == "reflector_summary")
-        .unwrap_or_else(|| panic!("no reflector summary in:\n{stdout}"))
+    json_record(stdout, "reflector_summary")
 }
 
 /// Datagrams that arrive at `sock` within `wait`.

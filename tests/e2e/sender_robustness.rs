@@ -17,7 +17,7 @@ use stamp_core::hmac::HmacKey;
 use stamp_core::reflector::{Outcome, Reflector, ReflectorConfig};
 use stamp_core::registry::Registry;
 use stamp_core::transport::RecvMeta;
-use stamp_tests::{json_lines, run};
+use stamp_tests::{json_lines, json_record, run};
 use stamp_wire::{AuthMode, TimestampFormat, MAX_DATAGRAM};
 
 const KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
@@ -198,11 +198,7 @@ fn hex(s: &str) -> Vec<u8> {
 }
 
 fn summary(out: &std::process::Output) -> Value {
-    let text = String::from_utf8_lossy(&out.stdout);
-    json_lines(&text)
-        .into_iter()
-        .find(|v| v["type"] == "summary")
-        .unwrap_or_else(|| panic!("no summary in {text}"))
+    json_record(&String::from_utf8_lossy(&out.stdout), "summary")
 }
 
 fn plan_open(seq: u32) -> Misbehave {

@@ -220,6 +220,15 @@ pub fn json_lines(s: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The first JSON line of `text` whose `"type"` is `kind` (`"summary"`,
+/// `"reflector_summary"`, …); panics showing `text` when there is none.
+pub fn json_record(text: &str, kind: &str) -> serde_json::Value {
+    json_lines(text)
+        .into_iter()
+        .find(|v| v["type"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} line in:\n{text}"))
+}
+
 /// Run any command to completion (bounded by `limit`; killed and a panic
 /// after that), with stdin closed.
 pub fn run_command(cmd: &mut Command, limit: Duration) -> Output {
