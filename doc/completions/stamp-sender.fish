@@ -64,6 +64,8 @@ complete -c stamp-sender -l workers -d 'Worker threads [default: one per CPU]' -
 complete -c stamp-sender -l hwtstamp -d 'Hardware timestamping [default: auto]' -r -f -a "auto\t'Use hardware timestamps where the interface offers them, else software'
 on\t'Require hardware timestamps: failing to enable them is an error'
 off\t'Never use hardware timestamps'"
+complete -c stamp-sender -l gso -d 'Reflector: send consecutive same-size replies to one sender as one UDP segmentation offload (GSO) message [default: on]' -r -f -a "on\t'Consecutive replies to one sender with the same size leave as one UDP_SEGMENT send (Linux); off by itself where the kernel refuses it'
+off\t'One datagram per message'"
 complete -c stamp-sender -l plot -d 'Write an SVG plot to FILE: delay over time with losses marked, and the latency CDF' -r -F
 complete -c stamp-sender -s i -l is-reflector -d 'Run as Session-Reflector (else Session-Sender)'
 complete -c stamp-sender -l stateful-reflector -d 'Keep per-session reflector counters (RFC 8762 §4.3.2)'

@@ -154,3 +154,91 @@ fn idle_sender_uses_no_cpu_and_stops_on_ctrl_c_with_a_summary() {
     assert!((2..=4).contains(&sent), "{text}");
     assert_eq!(count(&text, "Packets received"), sent, "{text}");
 }
+
+/// Requests queued while the reflector is stopped (SIGSTOP) are taken in
+/// batches when it resumes; `--gso on` (the default) sends each batch's
+/// replies to the one sender as UDP segmentation offload trains, `off` one
+/// datagram per message. Either way the sender gets every reply on its
+/// own, whole and in order, and the summary says how many went in trains.
+#[test]
+fn replies_to_a_queued_burst_leave_in_gso_trains_and_arrive_whole_in_order() {
+    use stamp_wire::{AuthMode, ReflectorPacket};
+    use std::net::UdpSocket;
+
+    const N: u32 = 300;
+    for (mode, bind) in [("off", "127.0.0.1"), ("on", "127.0.0.1"), ("on", "::1")] {
+        let r = Reflector::start(&[
+            "-S",
+            bind,
+            "--workers",
+            "1",
+            "--output-format",
+            "json",
+            "--gso",
+            mode,
+        ]);
+        let to: std::net::SocketAddr = if bind.contains(':') {
+            format!("[{bind}]:{}", r.port())
+        } else {
+            format!("{bind}:{}", r.port())
+        }
+        .parse()
+        .unwrap();
+        let sock = UdpSocket::bind((bind, 0)).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        // Room for the whole burst: 300 replies back to back outrun a
+        // reader on the default 208 KiB buffer (as they would one by one
+        // from a faster reflector).
+        nix::sys::socket::setsockopt(&sock, nix::sys::socket::sockopt::RcvBuf, &(2 << 20)).unwrap();
+        let pid = r.pid().to_string();
+        let signal = |sig: &str| {
+            assert!(Command::new("kill")
+                .args([sig, &pid])
+                .status()
+                .unwrap()
+                .success());
+        };
+        signal("-STOP");
+        for seq in 0..N {
+            let mut v = vec![0u8; 44];
+            v[0..4].copy_from_slice(&seq.to_be_bytes());
+            sock.send_to(&v, to).unwrap();
+        }
+        signal("-CONT");
+        let mut buf = [0u8; 2048];
+        for seq in 0..N {
+            let (n, from) = sock
+                .recv_from(&mut buf)
+                .unwrap_or_else(|e| panic!("--gso {mode} {bind}: reply {seq} of {N}: {e}"));
+            assert_eq!(from, to);
+            assert_eq!(
+                n, 44,
+                "--gso {mode}: reply {seq} is one datagram of its own"
+            );
+            let p = ReflectorPacket::new_checked(&buf[..n], AuthMode::Open).unwrap();
+            assert_eq!(p.sender_sequence_number(), seq, "--gso {mode}: in order");
+            assert_eq!(
+                p.sequence_number(),
+                seq,
+                "stateless: reflector seq = sender's"
+            );
+        }
+        let (status, out, _) = r.interrupt();
+        assert!(status.success());
+        let summary = json_lines(&out)
+            .into_iter()
+            .find(|v| v["type"] == "reflector_summary")
+            .unwrap_or_else(|| panic!("no summary in {out}"));
+        assert_eq!(summary["reflected"], u64::from(N), "{summary}");
+        let segmented = summary["gso_segmented"].as_u64().unwrap();
+        if mode == "on" {
+            // 300 queued requests come in batches of up to 32 replies.
+            assert!(
+                segmented >= u64::from(N) / 2,
+                "{bind}: only {segmented} of {N} replies in trains"
+            );
+        } else {
+            assert_eq!(segmented, 0);
+        }
+    }
+}

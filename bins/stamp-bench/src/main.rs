@@ -576,7 +576,7 @@ fn bench(o: &Opts) -> Result<(), String> {
     let mut cmd = Command::new(sibling("stamp-bench"));
     cmd.arg("--baseline-echo");
     let base = Server::start("baseline echo", cmd, "baseline echo listening on ")?;
-    let ours = |auth: bool, workers: usize| -> Result<Server, String> {
+    let ours = |auth: bool, workers: usize, gso: bool| -> Result<Server, String> {
         let mut cmd = Command::new(&o.reflector);
         cmd.args(["-i", "-S", "127.0.0.1", "-o", "0", "--workers"])
             .arg(workers.to_string())
@@ -585,15 +585,22 @@ fn bench(o: &Opts) -> Result<(), String> {
         if auth {
             cmd.args(["-A", "A", "--hmac-key", KEY_HEX]);
         }
+        if !gso {
+            cmd.args(["--gso", "off"]);
+        }
         Server::start(
             if auth { "ours (auth)" } else { "ours" },
             cmd,
             "stamp reflector listening on ",
         )
     };
-    let ours_open = ours(false, 1)?;
-    let ours_auth = ours(true, 1)?;
-    let ours_two = ours(false, 2)?;
+    let ours_open = ours(false, 1, true)?;
+    let ours_auth = ours(true, 1, true)?;
+    let ours_two = ours(false, 2, true)?;
+    // The same reflector with one datagram per sendmmsg message, as the
+    // baseline sends: what the offload is worth, shown beside it.
+    let plain_open = ours(false, 1, false)?;
+    let plain_auth = ours(true, 1, false)?;
     let idle_base = base.rss_kib();
     let idle_ours = ours_open.rss_kib();
 
@@ -621,11 +628,11 @@ fn bench(o: &Opts) -> Result<(), String> {
         // Throughput: closed loop, per kind, interleaved pairs.
         println!();
         println!(
-            "== throughput (reflected packets/s, closed loop, {} in flight on {} flow(s); ours: --workers 1) ==",
+            "== throughput (reflected packets/s, closed loop, {} in flight on {} flow(s); ours: --workers 1; runs interleaved baseline, ours, ours --gso off) ==",
             o.window, o.flows
         );
         println!(
-            "{:<22} {:>12} {:>12} {:>7} {:>11} {:>11} {:>6} {:>9} {:>9}",
+            "{:<34} {:>12} {:>12} {:>7} {:>11} {:>11} {:>6} {:>9} {:>9}",
             "packet",
             "baseline pps",
             "ours pps",
@@ -638,48 +645,25 @@ fn bench(o: &Opts) -> Result<(), String> {
         );
         for kind in [Kind::Open44, Kind::Open1400, Kind::Tlvs, Kind::Auth] {
             let reqs = requests(kind, 256);
-            let server = if kind == Kind::Auth {
-                &ours_auth
+            let (server, plain) = if kind == Kind::Auth {
+                (&ours_auth, &plain_auth)
             } else {
-                &ours_open
+                (&ours_open, &plain_open)
             };
-            let (mut bp, mut op, mut r, mut bn, mut on, mut g, mut c) = (
-                Vec::new(),
-                Vec::new(),
-                Vec::new(),
-                Vec::new(),
-                Vec::new(),
-                Vec::new(),
-                Vec::new(),
-            );
+            let mut rows = [Row::default(), Row::default()];
             for _ in 0..o.pairs {
                 let b = throughput(&base, &reqs, o.window, o.flows, o.seconds)?;
                 let s = throughput(server, &reqs, o.window, o.flows, o.seconds)?;
-                bp.push(b.pps());
-                op.push(s.pps());
-                r.push(s.pps() / b.pps().max(1.0));
-                bn.push(b.ns_per_packet());
-                on.push(s.ns_per_packet());
-                g.push(b.gen_cpu_pct());
-                g.push(s.gen_cpu_pct());
-                c.push(b.cpu_pct());
-                c.push(s.cpu_pct());
+                let p = throughput(plain, &reqs, o.window, o.flows, o.seconds)?;
+                rows[0].add(&b, &s);
+                rows[1].add(&b, &p);
             }
-            let (bn, on) = (median(bn), median(on));
-            let ratio = median(r);
-            println!(
-                "{:<22} {:>12.0} {:>12.0} {:>7.2} {:>11.0} {:>11.0} {:>6.2} {:>9.0} {:>9.0}",
-                format!("{} ({}o)", kind.label(), reqs[0].len()),
-                median(bp),
-                median(op),
-                ratio,
-                bn,
-                on,
-                on / bn,
-                median(g),
-                median(c)
-            );
-            ratios.push((kind, ratio));
+            for (row, label) in rows.iter_mut().zip(["", ", --gso off"]) {
+                let ratio = row.print(&format!("{}{label} ({}o)", kind.label(), reqs[0].len()));
+                if label.is_empty() {
+                    ratios.push((kind, ratio));
+                }
+            }
         }
     }
 
@@ -867,8 +851,55 @@ fn bench(o: &Opts) -> Result<(), String> {
             "above target"
         }
     );
-    drop((base, ours_open, ours_auth, ours_two));
+    drop((base, ours_open, ours_auth, ours_two, plain_open, plain_auth));
     Ok(())
+}
+
+/// One line of the throughput table: the per-pair figures of the baseline
+/// and one of our servers, reported as medians.
+#[derive(Default)]
+struct Row {
+    base_pps: Vec<f64>,
+    ours_pps: Vec<f64>,
+    ratio: Vec<f64>,
+    base_ns: Vec<f64>,
+    ours_ns: Vec<f64>,
+    gen_cpu: Vec<f64>,
+    srv_cpu: Vec<f64>,
+}
+
+impl Row {
+    fn add(&mut self, b: &Load, s: &Load) {
+        self.base_pps.push(b.pps());
+        self.ours_pps.push(s.pps());
+        self.ratio.push(s.pps() / b.pps().max(1.0));
+        self.base_ns.push(b.ns_per_packet());
+        self.ours_ns.push(s.ns_per_packet());
+        self.gen_cpu.extend([b.gen_cpu_pct(), s.gen_cpu_pct()]);
+        self.srv_cpu.extend([b.cpu_pct(), s.cpu_pct()]);
+    }
+
+    /// Print the medians under `label`; returns the median pps ratio.
+    fn print(&mut self, label: &str) -> f64 {
+        let (bn, on) = (
+            median(std::mem::take(&mut self.base_ns)),
+            median(std::mem::take(&mut self.ours_ns)),
+        );
+        let ratio = median(std::mem::take(&mut self.ratio));
+        println!(
+            "{:<34} {:>12.0} {:>12.0} {:>7.2} {:>11.0} {:>11.0} {:>6.2} {:>9.0} {:>9.0}",
+            label,
+            median(std::mem::take(&mut self.base_pps)),
+            median(std::mem::take(&mut self.ours_pps)),
+            ratio,
+            bn,
+            on,
+            on / bn,
+            median(std::mem::take(&mut self.gen_cpu)),
+            median(std::mem::take(&mut self.srv_cpu))
+        );
+        ratio
+    }
 }
 
 /// Instructions per reflected packet counted by callgrind (deterministic,

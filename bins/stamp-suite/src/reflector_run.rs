@@ -53,6 +53,8 @@ struct WorkerReport {
     active: usize,
     send_errors: u64,
     truncated: u64,
+    /// Replies that left as segments of UDP segmentation offload trains.
+    gso_segmented: u64,
 }
 
 /// Everything a worker needs to build its socket, clock and reflector.
@@ -112,6 +114,7 @@ pub async fn run(s: &Settings, registry: Registry) -> Result<ExitCode, String> {
             send_buffer: Some(4 << 20),
             // Several sockets on one port, one per worker (socket(7)).
             reuse_port: workers > 1,
+            gso: s.gso == stamp_config::Gso::On,
             ..UdpOptions::default()
         },
         config: ReflectorConfig {
@@ -240,19 +243,13 @@ pub async fn run(s: &Settings, registry: Registry) -> Result<ExitCode, String> {
                 total.active += r.active;
                 total.send_errors += r.send_errors;
                 total.truncated += r.truncated;
+                total.gso_segmented += r.gso_segmented;
             }
             Ok(Err(e)) => failure = Some(format!("worker {id}: {e}")),
             Err(_) => failure = Some(format!("worker {id} panicked")),
         }
     }
-    print_summary(
-        s,
-        &total.stats,
-        total.active,
-        started.elapsed(),
-        total.send_errors,
-        total.truncated,
-    );
+    print_summary(s, &total, started.elapsed());
     match failure {
         Some(e) => Err(e),
         None => Ok(ExitCode::SUCCESS),
@@ -310,6 +307,8 @@ trait WorkerIo {
     fn capabilities(&self) -> stamp_core::transport::TransportCapabilities;
     /// Datagrams dropped for their size.
     fn truncated(&self) -> u64;
+    /// Replies sent as segments of UDP segmentation offload trains.
+    fn gso_segmented(&self) -> u64;
     /// The socket replies leave from.
     fn reply_fd(&self) -> std::os::fd::BorrowedFd<'_>;
 }
@@ -334,6 +333,9 @@ impl WorkerIo for BlockingUdpTransport {
     }
     fn truncated(&self) -> u64 {
         BlockingUdpTransport::truncated(self)
+    }
+    fn gso_segmented(&self) -> u64 {
+        BlockingUdpTransport::gso_segmented(self)
     }
     fn reply_fd(&self) -> std::os::fd::BorrowedFd<'_> {
         use std::os::fd::AsFd;
@@ -400,6 +402,9 @@ mod raw_io {
         }
         fn truncated(&self) -> u64 {
             self.t.truncated()
+        }
+        fn gso_segmented(&self) -> u64 {
+            self.t.reply_socket().gso_segmented()
         }
         fn reply_fd(&self) -> std::os::fd::BorrowedFd<'_> {
             use std::os::fd::AsFd;
@@ -510,6 +515,7 @@ fn serve<T: WorkerIo>(
         active: reflector.sessions().len(),
         send_errors,
         truncated: transport.truncated(),
+        gso_segmented: transport.gso_segmented(),
     }
 }
 
@@ -622,14 +628,9 @@ fn reflect_batch<T: WorkerIo>(
     }
 }
 
-fn print_summary(
-    s: &Settings,
-    st: &ReflectorStats,
-    active: usize,
-    elapsed: Duration,
-    send_errors: u64,
-    truncated: u64,
-) {
+fn print_summary(s: &Settings, total: &WorkerReport, elapsed: Duration) {
+    let (st, active) = (&total.stats, total.active);
+    let (send_errors, truncated) = (total.send_errors, total.truncated);
     let dropped: u64 = DropReason::ALL
         .iter()
         .filter(|r| **r != DropReason::Suppressed)
@@ -643,6 +644,7 @@ fn print_summary(
             o.insert("active_sessions".into(), active.into());
             o.insert("send_errors".into(), send_errors.into());
             o.insert("oversized".into(), truncated.into());
+            o.insert("gso_segmented".into(), total.gso_segmented.into());
             o.insert("elapsed_s".into(), elapsed.as_secs_f64().into());
         }
         println!("{v}");
@@ -676,6 +678,12 @@ fn print_summary(
     }
     if send_errors > 0 || truncated > 0 {
         println!("Send errors: {send_errors}, oversized datagrams dropped: {truncated}");
+    }
+    if total.gso_segmented > 0 {
+        println!(
+            "Replies sent in UDP segmentation offload trains: {}",
+            total.gso_segmented
+        );
     }
     println!("Uptime: {:.3} s", elapsed.as_secs_f64());
 }

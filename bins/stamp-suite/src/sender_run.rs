@@ -269,6 +269,11 @@ async fn run_target(
         // T1 from the kernel's (or NIC's) transmit timestamp of each request.
         tx_timestamps: true,
         hardware_timestamps: hardware,
+        // Replies to a burst of requests can come back as a burst (a
+        // reflector answers a batch at once): room for thousands, where the
+        // system default holds some 250 small datagrams (capped by
+        // net.core.rmem_max).
+        recv_buffer: Some(4 << 20),
         ..UdpOptions::default()
     };
     let transport =

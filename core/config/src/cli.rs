@@ -10,8 +10,8 @@ use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Parser};
 
 use crate::values::{
-    parse_remote, AuthModeArg, ClockSource, HwTimestamping, LogFormat, OutputFormat, RemoteSpec,
-    TlvModeArg, TransportKind,
+    parse_remote, AuthModeArg, ClockSource, Gso, HwTimestamping, LogFormat, OutputFormat,
+    RemoteSpec, TlvModeArg, TransportKind,
 };
 
 const ENDPOINTS: &str = "Roles and endpoints";
@@ -322,6 +322,10 @@ pub struct Cli {
     /// Hardware timestamping [default: auto].
     #[arg(long, value_name = "MODE", ignore_case = true, help_heading = OUTPUT)]
     pub hwtstamp: Option<HwTimestamping>,
+
+    /// Reflector: send consecutive same-size replies to one sender as one UDP segmentation offload (GSO) message [default: on].
+    #[arg(long, value_name = "MODE", ignore_case = true, help_heading = OUTPUT)]
+    pub gso: Option<Gso>,
 
     /// Print an RTT histogram with the summary (JSON: bucket arrays).
     #[arg(long, help_heading = OUTPUT)]

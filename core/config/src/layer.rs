@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::cli::Cli;
 use crate::values::{
-    AuthModeArg, ClockSource, HwTimestamping, LogFormat, OutputFormat, Text, TextList, TlvModeArg,
-    TransportKind,
+    AuthModeArg, ClockSource, Gso, HwTimestamping, LogFormat, OutputFormat, Text, TextList,
+    TlvModeArg, TransportKind,
 };
 
 /// Defines [`Layer`] and [`KEYS`] from one list, so the accepted keys of the
@@ -114,6 +114,7 @@ layer! {
     user: Text,
     workers: usize,
     hwtstamp: HwTimestamping,
+    gso: Gso,
     histogram: bool,
     plot: PathBuf,
 }
@@ -168,6 +169,7 @@ impl Defaults {
             metrics_addr: Some(Text(Self::METRICS_ADDR.to_string())),
             snmp: Some(false),
             hwtstamp: Some(HwTimestamping::Auto),
+            gso: Some(Gso::On),
             histogram: Some(false),
             ..Layer::default()
         }
@@ -345,6 +347,7 @@ impl From<&Cli> for Layer {
             user: text(c.user.clone()),
             workers: c.workers,
             hwtstamp: c.hwtstamp,
+            gso: c.gso,
             histogram: switch(c.histogram),
             plot: c.plot.clone(),
         }

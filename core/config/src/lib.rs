@@ -32,8 +32,8 @@ pub use error::ConfigError;
 pub use layer::Defaults;
 pub use settings::{load, read_key_file, Role, Settings, MIN_KEY_LEN};
 pub use values::{
-    parse_remote, AuthModeArg, ClockSource, HwTimestamping, LogFormat, OutputFormat, RemoteSpec,
-    TlvModeArg, TransportKind,
+    parse_remote, AuthModeArg, ClockSource, Gso, HwTimestamping, LogFormat, OutputFormat,
+    RemoteSpec, TlvModeArg, TransportKind,
 };
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use crate::cli::Cli;
 use crate::error::{from_figment, origin_of, ConfigError};
 use crate::layer::{Defaults, EnvLayer, FlagLayer, Layer};
 use crate::values::{
-    parse_remote, HwTimestamping, LogFormat, OutputFormat, RemoteSpec, TransportKind,
+    parse_remote, Gso, HwTimestamping, LogFormat, OutputFormat, RemoteSpec, TransportKind,
 };
 
 /// Shortest HMAC key accepted, in octets.
@@ -117,6 +117,8 @@ pub struct Settings {
     pub snmp_socket: Option<PathBuf>,
     /// Hardware timestamping.
     pub hwtstamp: HwTimestamping,
+    /// UDP segmentation offload for reflected replies.
+    pub gso: Gso,
     /// RTT histogram in the summary.
     pub histogram: bool,
     /// RTT plot file.
@@ -186,6 +188,7 @@ impl fmt::Debug for Settings {
             .field("snmp", &self.snmp)
             .field("snmp_socket", &self.snmp_socket)
             .field("hwtstamp", &self.hwtstamp)
+            .field("gso", &self.gso)
             .field("histogram", &self.histogram)
             .field("plot", &self.plot)
             .field("ssid", &self.ssid)
@@ -660,6 +663,7 @@ impl Resolver<'_> {
             snmp: l.snmp.unwrap_or(false),
             snmp_socket: l.snmp_socket.clone(),
             hwtstamp: l.hwtstamp.unwrap_or_default(),
+            gso: l.gso.unwrap_or_default(),
             histogram: l.histogram.unwrap_or(false),
             plot: l.plot.clone(),
             ssid,

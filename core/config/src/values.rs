@@ -101,6 +101,17 @@ pub enum HwTimestamping {
     Off,
 }
 
+/// `--gso`: UDP segmentation offload for the reflector's replies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum Gso {
+    /// Consecutive replies to one sender with the same size leave as one
+    /// UDP_SEGMENT send (Linux); off by itself where the kernel refuses it.
+    #[default]
+    On,
+    /// One datagram per message.
+    Off,
+}
+
 /// `--transport`: how the reflector receives and sends test packets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum TransportKind {
@@ -150,6 +161,7 @@ serde_via_value_enum!(
     OutputFormat,
     LogFormat,
     HwTimestamping,
+    Gso,
     TransportKind
 );
 

@@ -23,6 +23,7 @@ pub(crate) fn zeroed<T: Plain>() -> T {
 unsafe impl Plain for libc::timex {}
 unsafe impl Plain for libc::c_int {}
 unsafe impl Plain for u8 {}
+unsafe impl Plain for u16 {}
 unsafe impl Plain for u32 {}
 unsafe impl Plain for libc::timespec {}
 unsafe impl Plain for [libc::timespec; 3] {}

@@ -60,6 +60,12 @@ pub struct UdpOptions {
     /// switched on, [`crate::hwtstamp::enable`]); software ones remain the
     /// fallback per datagram.
     pub hardware_timestamps: bool,
+    /// Send consecutive datagrams to one destination with the same size and
+    /// control messages as one UDP_SEGMENT (GSO) message (udp(7), Linux
+    /// 4.18): the kernel builds the headers of all of them in one pass
+    /// through the stack. Off for good on a socket the first time the kernel
+    /// refuses it.
+    pub gso: bool,
 }
 
 impl Default for UdpOptions {
@@ -74,6 +80,7 @@ impl Default for UdpOptions {
             kernel_timestamps: true,
             tx_timestamps: false,
             hardware_timestamps: false,
+            gso: true,
         }
     }
 }
@@ -120,7 +127,7 @@ impl UdpTransport {
             caps: open.caps,
             truncated: AtomicU64::new(0),
             #[cfg(target_os = "linux")]
-            batch: mmsg::Batch::new(open.v6, open.fixed_dst, open.hardware),
+            batch: mmsg::Batch::new(open.v6, open.fixed_dst, open.hardware, open.gso),
         })
     }
 
@@ -128,6 +135,23 @@ impl UdpTransport {
     /// (MSG_TRUNC, recvmsg(2)), since the transport was opened.
     pub fn truncated(&self) -> u64 {
         self.truncated.load(Ordering::Relaxed)
+    }
+
+    /// Whether datagrams may still leave as UDP segmentation offload trains
+    /// ([`UdpOptions::gso`], and not refused by the kernel yet).
+    pub fn gso_active(&self) -> bool {
+        #[cfg(target_os = "linux")]
+        return self.batch.gso();
+        #[cfg(not(target_os = "linux"))]
+        false
+    }
+
+    /// Datagrams sent so far as segments of UDP segmentation offload trains.
+    pub fn gso_segmented(&self) -> u64 {
+        #[cfg(target_os = "linux")]
+        return self.batch.segmented();
+        #[cfg(not(target_os = "linux"))]
+        0
     }
 
     /// The tokio socket underneath, for socket options this type does not
@@ -148,6 +172,9 @@ pub(crate) struct Opened {
     /// NIC hardware timestamps were asked for.
     #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     pub(crate) hardware: bool,
+    /// UDP_SEGMENT sends asked for and known to the kernel.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    pub(crate) gso: bool,
 }
 
 /// Open a UDP socket bound to `addr` with `opts` (see [`UdpTransport::bind`]).
@@ -185,13 +212,43 @@ pub(crate) fn open_socket(
     let caps = TransportCapabilities::default();
 
     socket.bind(&addr.into())?;
+    // With every datagram timestamped (a socket-wide transmit timestamp
+    // request) the kernel would stamp only a train's last segment.
+    let gso = opts.gso && !opts.tx_timestamps && gso_supported(&socket);
     Ok(Opened {
         socket,
         caps,
         v6,
         fixed_dst,
         hardware: opts.hardware_timestamps,
+        gso,
     })
+}
+
+/// Whether the kernel knows UDP_SEGMENT (Linux 4.18): reading the option
+/// fails with ENOPROTOOPT where it does not.
+#[cfg(target_os = "linux")]
+fn gso_supported(socket: &Socket) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut size: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // Safety: a valid socket, and an int with its length for the kernel to
+    // write into.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_UDP,
+            103, // UDP_SEGMENT
+            std::ptr::from_mut(&mut size).cast(),
+            &mut len,
+        )
+    };
+    rc == 0
+}
+
+#[cfg(not(target_os = "linux"))]
+fn gso_supported(_: &Socket) -> bool {
+    false
 }
 
 /// IP_TTL / IPV6_UNICAST_HOPS and IP_TOS / IPV6_TCLASS (ip(7), ipv6(7)).

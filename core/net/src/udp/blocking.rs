@@ -58,7 +58,7 @@ impl BlockingUdpTransport {
             wake_every,
             truncated: AtomicU64::new(0),
             #[cfg(target_os = "linux")]
-            batch: super::mmsg::Batch::new(open.v6, open.fixed_dst, open.hardware),
+            batch: super::mmsg::Batch::new(open.v6, open.fixed_dst, open.hardware, open.gso),
         })
     }
 
@@ -75,6 +75,23 @@ impl BlockingUdpTransport {
     /// Datagrams dropped because they did not fit their receive buffer.
     pub fn truncated(&self) -> u64 {
         self.truncated.load(Ordering::Relaxed)
+    }
+
+    /// Whether replies may still leave as UDP segmentation offload trains
+    /// ([`UdpOptions::gso`], and not refused by the kernel yet).
+    pub fn gso_active(&self) -> bool {
+        #[cfg(target_os = "linux")]
+        return self.batch.gso();
+        #[cfg(not(target_os = "linux"))]
+        false
+    }
+
+    /// Datagrams sent so far as segments of UDP segmentation offload trains.
+    pub fn gso_segmented(&self) -> u64 {
+        #[cfg(target_os = "linux")]
+        return self.batch.segmented();
+        #[cfg(not(target_os = "linux"))]
+        0
     }
 
     /// The std socket underneath.

@@ -18,7 +18,7 @@ use std::mem::size_of;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::os::fd::RawFd;
 use std::ptr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use libc::{c_int, c_uint};
@@ -57,11 +57,26 @@ const RECV_CMSG_SPACE: usize = cmsg_space(size_of::<libc::in6_pktinfo>())
     + cmsg_space(size_of::<libc::timespec>())
     + 64;
 
-/// Room for what we send: one packet-info, one TOS / Traffic Class and one
-/// SO_TIMESTAMPING request.
+/// Room for what we send: one packet-info, one TOS / Traffic Class, one
+/// SO_TIMESTAMPING request and one UDP_SEGMENT size.
 const SEND_CMSG_SPACE: usize = cmsg_space(size_of::<libc::in6_pktinfo>())
     + cmsg_space(size_of::<c_int>())
-    + cmsg_space(size_of::<u32>());
+    + cmsg_space(size_of::<u32>())
+    + cmsg_space(size_of::<u16>());
+
+/// udp(7) UDP_SEGMENT (Linux 4.18): not in libc's glibc bindings.
+const UDP_SEGMENT: c_int = 103;
+/// Segments of one UDP_SEGMENT send: the kernel's UDP_MAX_SEGMENTS (64
+/// before Linux 6.9, 128 since).
+const GSO_MAX_SEGMENTS: usize = 64;
+/// Payload octets of one UDP_SEGMENT send: the datagram must fit the IP
+/// length field with its headers.
+const GSO_MAX_PAYLOAD: usize = 65_000;
+/// Largest segment sent as part of a train: a 1500-octet Ethernet MTU less
+/// the IPv6 and UDP headers. Larger replies go one by one (the kernel
+/// refuses a segment above the path MTU, where a single datagram would be
+/// fragmented instead).
+const GSO_MAX_SEGMENT: usize = 1452;
 
 // Checked at compile time: what we send fits, and buffers end on a cmsg boundary.
 const _: () = assert!(
@@ -181,12 +196,24 @@ pub(super) struct Batch {
     /// SOF_TIMESTAMPING_* record flags of a per-datagram transmit
     /// timestamp request ([`SendMeta::tx_timestamp`]).
     tx_record: u32,
+    /// Consecutive replies to one peer with the same size and control
+    /// messages leave as one UDP_SEGMENT (GSO) send. Cleared for good the
+    /// first time the kernel refuses one (no checksum offload on the route's
+    /// device, IPsec, a segment above the path MTU, an old kernel).
+    gso: AtomicBool,
+    /// Datagrams that left as segments of a UDP_SEGMENT message.
+    segmented: AtomicU64,
     recv: Mutex<RecvSlots>,
     send: Mutex<SendSlots>,
 }
 
 impl Batch {
-    pub(super) fn new(v6_socket: bool, fixed_dst: Option<IpAddr>, hardware: bool) -> Self {
+    pub(super) fn new(
+        v6_socket: bool,
+        fixed_dst: Option<IpAddr>,
+        hardware: bool,
+        gso: bool,
+    ) -> Self {
         let tx_record = if hardware {
             libc::SOF_TIMESTAMPING_TX_SOFTWARE | libc::SOF_TIMESTAMPING_TX_HARDWARE
         } else {
@@ -196,6 +223,8 @@ impl Batch {
             v6_socket,
             fixed_dst,
             tx_record,
+            gso: AtomicBool::new(gso),
+            segmented: AtomicU64::new(0),
             recv: Mutex::new(RecvSlots::with_slots(INITIAL_SLOTS)),
             send: Mutex::new(SendSlots::with_slots(INITIAL_SLOTS)),
         }
@@ -222,20 +251,110 @@ impl Batch {
         lock(&self.recv).recv(fd, flags, local, bufs, metas, truncated)
     }
 
-    /// One sendmmsg(2) call for a prefix of the batch; returns how many went.
+    /// One sendmmsg(2) call for a prefix of the batch; returns how many
+    /// datagrams went.
     pub(super) fn send(
         &self,
         fd: RawFd,
         bufs: &[Box<[u8]>],
         metas: &[SendMeta],
     ) -> io::Result<usize> {
-        let how = SendHow {
+        let mut how = SendHow {
             v6_socket: self.v6_socket,
             fixed_src: self.fixed_dst,
             tx_record: self.tx_record,
+            gso: self.gso.load(Ordering::Relaxed),
         };
-        lock(&self.send).send(fd, how, bufs, metas)
+        let mut slots = lock(&self.send);
+        let sent = match slots.send(fd, how, bufs, metas) {
+            Err(SendError { error, gso: true }) if gso_refused(&error) => {
+                // The first message was a segmented one and the kernel said
+                // no to segmentation itself: send one by one from now on.
+                self.gso.store(false, Ordering::Relaxed);
+                tracing::info!(%error, "UDP segmentation offload refused: one datagram per message from now on");
+                how.gso = false;
+                slots.send(fd, how, bufs, metas)
+            }
+            r => r,
+        }
+        .map_err(|e| e.error)?;
+        if slots.segmented > 0 {
+            self.segmented
+                .fetch_add(slots.segmented as u64, Ordering::Relaxed);
+        }
+        Ok(sent)
     }
+
+    /// Whether datagrams may still leave as UDP_SEGMENT trains.
+    pub(super) fn gso(&self) -> bool {
+        self.gso.load(Ordering::Relaxed)
+    }
+
+    /// Datagrams sent so far as segments of UDP_SEGMENT trains.
+    pub(super) fn segmented(&self) -> u64 {
+        self.segmented.load(Ordering::Relaxed)
+    }
+}
+
+/// Errors with which the kernel refuses a UDP_SEGMENT send as such (udp(7),
+/// `udp_send_skb`): no checksum offload or IPsec on the route (EIO), a
+/// segment above the path MTU or too many segments (EINVAL, EMSGSIZE), no
+/// support at all (ENOPROTOOPT, EOPNOTSUPP).
+fn gso_refused(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EIO | libc::EINVAL | libc::EMSGSIZE | libc::ENOPROTOOPT | libc::EOPNOTSUPP)
+    )
+}
+
+/// A failed send: the error, and whether the message it failed on was a
+/// segmented (GSO) one.
+struct SendError {
+    error: io::Error,
+    gso: bool,
+}
+
+impl From<io::Error> for SendError {
+    fn from(error: io::Error) -> Self {
+        SendError { error, gso: false }
+    }
+}
+
+/// How many datagrams from `start` can leave as one UDP_SEGMENT message:
+/// the same destination, source, interface and TOS, no transmit timestamp
+/// asked for (the kernel stamps only the last segment), the same length
+/// (the last may be shorter), at most GSO_MAX_SEGMENTS and GSO_MAX_PAYLOAD
+/// in all. 1 means: send it alone.
+fn gso_run(bufs: &[Box<[u8]>], metas: &[SendMeta], start: usize, end: usize) -> usize {
+    let first = &metas[start];
+    let size = first.len;
+    if first.tx_timestamp || size == 0 || size > GSO_MAX_SEGMENT || bufs[start].len() < size {
+        return 1;
+    }
+    let mut k = 1;
+    let mut total = size;
+    while start + k < end && k < GSO_MAX_SEGMENTS {
+        let m = &metas[start + k];
+        if m.tx_timestamp
+            || m.dst != first.dst
+            || m.src != first.src
+            || m.ifindex != first.ifindex
+            || m.tos != first.tos
+            || m.len == 0
+            || m.len > size
+            || total + m.len > GSO_MAX_PAYLOAD
+            || bufs[start + k].len() < m.len
+        {
+            break;
+        }
+        total += m.len;
+        k += 1;
+        if m.len < size {
+            // Only the last segment may be short.
+            break;
+        }
+    }
+    k
 }
 
 /// What every datagram of a send call shares.
@@ -244,6 +363,7 @@ struct SendHow {
     v6_socket: bool,
     fixed_src: Option<IpAddr>,
     tx_record: u32,
+    gso: bool,
 }
 
 /// What the socket's bind says about every datagram it receives.
@@ -366,11 +486,17 @@ impl RecvSlots {
     }
 }
 
+/// Send headers: `hdrs`, `names` and `control` per message, `iovs` per
+/// datagram (a UDP_SEGMENT message points at several), `first[m]` the index
+/// of message `m`'s first datagram.
 struct SendSlots {
     hdrs: Vec<libc::mmsghdr>,
     iovs: Vec<libc::iovec>,
     names: Vec<SockAddr>,
     control: Vec<ControlBuf<SEND_CMSG_SPACE>>,
+    first: Vec<usize>,
+    /// Of the last call's datagrams that went, those in trains.
+    segmented: usize,
 }
 
 // Safety: as for `RecvSlots`: the pointers are rewritten before each call
@@ -384,6 +510,8 @@ impl SendSlots {
             iovs: Vec::new(),
             names: Vec::new(),
             control: Vec::new(),
+            first: Vec::new(),
+            segmented: 0,
         };
         slots.grow(n);
         slots
@@ -398,16 +526,20 @@ impl SendSlots {
                 SockAddr::from(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))),
             );
             self.control.resize(n, ControlBuf([0; SEND_CMSG_SPACE]));
+            self.first.resize(n + 1, 0);
         }
     }
 
+    /// One sendmmsg(2) for a prefix of `metas`; the count is in datagrams.
+    /// The error says whether the message it came from was segmented.
     fn send(
         &mut self,
         fd: RawFd,
         how: SendHow,
         bufs: &[Box<[u8]>],
         metas: &[SendMeta],
-    ) -> io::Result<usize> {
+    ) -> Result<usize, SendError> {
+        self.segmented = 0;
         let n = metas.len().min(bufs.len()).min(MAX_BATCH);
         if n == 0 {
             return Ok(0);
@@ -415,46 +547,77 @@ impl SendSlots {
         self.grow(n);
         // A datagram we cannot describe ends the batch before it; if it is
         // the first, its error is the result.
-        let mut ready = 0;
-        for i in 0..n {
-            if let Err(e) = self.prepare(i, &bufs[i], &metas[i], how) {
-                if ready == 0 {
-                    return Err(e);
+        let (mut msgs, mut next) = (0, 0);
+        while next < n {
+            let k = if how.gso {
+                gso_run(bufs, metas, next, n)
+            } else {
+                1
+            };
+            if let Err(e) = self.prepare(msgs, next, k, bufs, metas, how) {
+                if msgs == 0 {
+                    return Err(e.into());
                 }
                 break;
             }
-            ready += 1;
+            self.first[msgs] = next;
+            msgs += 1;
+            next += k;
         }
-        // Safety: the first `ready` headers point at live buffers (`bufs`,
-        // borrowed for the call), address slots and control buffers of the
+        self.first[msgs] = next;
+        // Safety: the first `msgs` headers point at live buffers (`bufs`,
+        // borrowed for the call), iovec, address and control slots of the
         // lengths given. The kernel only reads through them.
-        let rc = unsafe { libc::sendmmsg(fd, self.hdrs.as_mut_ptr(), ready as c_uint, 0) };
+        let rc = unsafe { libc::sendmmsg(fd, self.hdrs.as_mut_ptr(), msgs as c_uint, 0) };
         if rc < 0 {
-            return Err(io::Error::last_os_error());
+            let error = io::Error::last_os_error();
+            let gso = self.first[1] - self.first[0] > 1;
+            return Err(SendError { error, gso });
         }
-        Ok(rc as usize)
+        let rc = rc as usize;
+        self.segmented = (0..rc)
+            .map(|m| self.first[m + 1] - self.first[m])
+            .filter(|&k| k > 1)
+            .sum();
+        Ok(self.first[rc])
     }
 
-    /// Describe datagram `i`: destination in the socket's family, payload,
-    /// and IP_PKTINFO / IPV6_PKTINFO (source address, interface) and
-    /// IP_TOS / IPV6_TCLASS when asked for. IPv4 destinations, also those
-    /// sent from a dual-stack socket, take the IPv4 control messages: Linux
-    /// sends them down the IPv4 path, which reads only those.
+    /// Describe message `m`: datagrams `j .. j + k` (one, or a UDP_SEGMENT
+    /// train of equal sizes) to one destination in the socket's family, and
+    /// IP_PKTINFO / IPV6_PKTINFO (source address, interface) and IP_TOS /
+    /// IPV6_TCLASS when asked for. IPv4 destinations, also those sent from
+    /// a dual-stack socket, take the IPv4 control messages: Linux sends them
+    /// down the IPv4 path, which reads only those.
     ///
     /// On a socket bound to one address (`fixed_src`), a source equal to it
     /// with no interface asked for is what the kernel uses anyway: no
     /// IP_PKTINFO then (it costs the kernel a route lookup per datagram).
-    fn prepare(&mut self, i: usize, buf: &[u8], meta: &SendMeta, how: SendHow) -> io::Result<()> {
+    fn prepare(
+        &mut self,
+        m: usize,
+        j: usize,
+        k: usize,
+        bufs: &[Box<[u8]>],
+        metas: &[SendMeta],
+        how: SendHow,
+    ) -> io::Result<()> {
         let (v6_socket, fixed_src) = (how.v6_socket, how.fixed_src);
-        let data = buf
-            .get(..meta.len)
-            .ok_or_else(|| invalid("datagram length exceeds its buffer"))?;
+        let meta = &metas[j];
+        for i in j..j + k {
+            let data = bufs[i]
+                .get(..metas[i].len)
+                .ok_or_else(|| invalid("datagram length exceeds its buffer"))?;
+            self.iovs[i] = libc::iovec {
+                iov_base: data.as_ptr().cast_mut().cast(),
+                iov_len: data.len(),
+            };
+        }
         let dst = map_for_socket(meta.dst, v6_socket);
         let v4_path = match dst {
             SocketAddr::V4(_) => true,
             SocketAddr::V6(a) => a.ip().to_ipv4_mapped().is_some(),
         };
-        let control = &mut self.control[i].0;
+        let control = &mut self.control[m].0;
         let mut used = 0;
         let implied =
             meta.ifindex == 0 && fixed_src.is_some() && meta.src.map(unmap_ip) == fixed_src;
@@ -511,17 +674,20 @@ impl SendSlots {
                 how.tx_record,
             );
         }
-        self.names[i] = SockAddr::from(dst);
-        self.iovs[i] = libc::iovec {
-            iov_base: data.as_ptr().cast_mut().cast(),
-            iov_len: data.len(),
-        };
-        let h = &mut self.hdrs[i].msg_hdr;
+        if k > 1 {
+            // udp(7) UDP_SEGMENT: the kernel cuts the payload into datagrams
+            // of this size (the last one may be shorter), each with its own
+            // UDP and IP header, and walks the stack once for all of them.
+            let size = u16::try_from(meta.len).map_err(|_| invalid("segment too large"))?;
+            used += put_cmsg(&mut control[used..], libc::SOL_UDP, UDP_SEGMENT, size);
+        }
+        self.names[m] = SockAddr::from(dst);
+        let h = &mut self.hdrs[m].msg_hdr;
         // sendmsg(2) only reads the name and payload: casting away const is sound.
-        h.msg_name = self.names[i].as_ptr().cast_mut().cast();
-        h.msg_namelen = self.names[i].len();
-        h.msg_iov = &mut self.iovs[i];
-        h.msg_iovlen = 1;
+        h.msg_name = self.names[m].as_ptr().cast_mut().cast();
+        h.msg_namelen = self.names[m].len();
+        h.msg_iov = &mut self.iovs[j];
+        h.msg_iovlen = k as _;
         h.msg_control = if used == 0 {
             ptr::null_mut()
         } else {
@@ -529,7 +695,7 @@ impl SendSlots {
         };
         h.msg_controllen = used as _;
         h.msg_flags = 0;
-        self.hdrs[i].msg_len = 0;
+        self.hdrs[m].msg_len = 0;
         Ok(())
     }
 }
