@@ -266,3 +266,30 @@ fn a_reply_source_given_by_pktinfo_holds_for_every_segment() {
     }
     assert_eq!(tx.gso_segmented(), 6);
 }
+
+#[test]
+fn a_dual_stack_socket_sends_ipv4_trains() {
+    // A wildcard [::] bind serves IPv4 peers too (v4-mapped): their replies
+    // go down the IPv4 path, UDP_SEGMENT included.
+    let rx = bind("127.0.0.1:0", &UdpOptions::default()).unwrap();
+    let Some(tx) = bind("[::]:0", &UdpOptions::default()) else {
+        return;
+    };
+    let src = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let metas: Vec<_> = (0..12)
+        .map(|_| SendMeta {
+            src: Some(src),
+            ..SendMeta::new(120, rx.local_addr())
+        })
+        .collect();
+    let bufs: Vec<_> = (0..12).map(|i| datagram(i, 120)).collect();
+    send_all(&tx, &bufs, &metas);
+    let got = recv_n(&rx, 12);
+    check_payloads(&got, &[120; 12]);
+    for (_, m) in &got {
+        assert_eq!(m.src, SocketAddr::new(src, tx.local_addr().port()));
+        assert_eq!(m.ttl, Some(255));
+    }
+    assert_eq!(tx.gso_segmented(), 12);
+    assert!(tx.gso_active());
+}
