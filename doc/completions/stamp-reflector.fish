@@ -26,11 +26,14 @@ raw\t'Whole IP packets from a raw (AF_PACKET) socket, replies from a bound UDP s
 complete -c stamp-reflector -l max-pps -d 'Most requests per second answered per source (IPv4 address or IPv6 /64), token bucket' -r
 complete -c stamp-reflector -l reflector-rate-burst -d 'Burst allowed above --max-pps' -r
 complete -c stamp-reflector -l global-max-pps -d 'Most requests per second answered from all sources together (every worker), token bucket with one second of burst' -r
+complete -c stamp-reflector -l allow-session -d 'Provisioned session (RFC 8972 §3): SSID[@ADDR[/LEN]][:PORT] ([IPV6]:PORT with a port); when any is given, requests matching none are dropped' -r
 complete -c stamp-reflector -l max-sessions -d 'Most stateful sessions kept at once; a new one evicts the least recently used [default: 65536]' -r
 complete -c stamp-reflector -l reflected-control-max-count -d 'Asymmetrical packets policy: most replies per request' -r
 complete -c stamp-reflector -l reflected-control-max-size -d 'Asymmetrical packets policy: largest reply, octets' -r
 complete -c stamp-reflector -l reflected-control-min-interval-ns -d 'Asymmetrical packets policy: shortest interval between replies, ns' -r
 complete -c stamp-reflector -l ssid -d 'Session-Sender Identifier (RFC 8972 §3); 0 = none' -r
+complete -c stamp-reflector -l zero-ssid -d 'With --ssid: what to do when the reflector returns SSID 0 (it does not implement RFC 8972 §3) [default: continue]' -r -f -a "continue\t'Keep measuring; the summary counts such replies'
+stop\t'Stop sending at the first one, wait for the replies in flight, report'"
 complete -c stamp-reflector -l padding -d 'Extra Padding TLV with N octets' -r
 complete -c stamp-reflector -l dscp -d 'DSCP (0-63) for the CoS TLV; also marks the sender\'s own packets' -r
 complete -c stamp-reflector -l ecn -d 'ECN (0-3) for the CoS TLV; also marks the sender\'s own packets' -r

@@ -23,7 +23,7 @@ _stamp__sender() {
 
     case "${cmd}" in
         stamp__sender)
-            opts="-i -r -p -S -o -c -d -L -K -A -R -h -V --is-reflector --remote-addr --remote-port --local-addr --local-port --config --count --send-delay --timeout --clock-source --error-scale --error-multiplier --clock-synchronized --auth-mode --hmac-key --hmac-key-file --hmac-key-dir --stateful-reflector --session-timeout --tlv-mode --verify-tlv-hmac --reflector-member-link-id --transport --max-pps --reflector-rate-burst --global-max-pps --max-sessions --reflected-control-max-count --reflected-control-max-size --reflected-control-min-interval-ns --ssid --padding --location --timestamp-info --direct-measurement --follow-up-telemetry --cos --dscp --ecn --access-report --access-return-code --dest-node-addr --return-path-cc --return-address --return-sr-mpls-labels --return-srv6-sids --micro-session-id --reflected-control-count --reflected-control-length --reflected-control-interval-ns --ber --ber-pattern --ber-padding-size --reflected-fixed-hdr --reflected-ipv6-ext-hdr --ipv6-dest-opt-len --tlv-code --tlv-opt --per-packet --output-format --report-interval --log-format --log-level --list-tlvs --metrics --metrics-addr --snmp --snmp-socket --user --workers --hwtstamp --gso --histogram --plot --help --version"
+            opts="-i -r -p -S -o -c -d -L -K -A -R -h -V --is-reflector --remote-addr --remote-port --local-addr --local-port --config --count --send-delay --timeout --clock-source --error-scale --error-multiplier --clock-synchronized --auth-mode --hmac-key --hmac-key-file --hmac-key-dir --stateful-reflector --session-timeout --tlv-mode --verify-tlv-hmac --reflector-member-link-id --transport --max-pps --reflector-rate-burst --global-max-pps --allow-session --max-sessions --reflected-control-max-count --reflected-control-max-size --reflected-control-min-interval-ns --ssid --zero-ssid --padding --location --timestamp-info --direct-measurement --follow-up-telemetry --cos --dscp --ecn --access-report --access-return-code --dest-node-addr --return-path-cc --return-address --return-sr-mpls-labels --return-srv6-sids --micro-session-id --reflected-control-count --reflected-control-length --reflected-control-interval-ns --ber --ber-pattern --ber-padding-size --reflected-fixed-hdr --reflected-ipv6-ext-hdr --ipv6-dest-opt-len --tlv-code --tlv-opt --per-packet --output-format --report-interval --log-format --log-level --list-tlvs --metrics --metrics-addr --snmp --snmp-socket --user --workers --hwtstamp --gso --histogram --plot --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -157,6 +157,10 @@ _stamp__sender() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --allow-session)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --max-sessions)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -175,6 +179,10 @@ _stamp__sender() {
                     ;;
                 --ssid)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --zero-ssid)
+                    COMPREPLY=($(compgen -W "continue stop" -- "${cur}"))
                     return 0
                     ;;
                 --padding)

@@ -255,3 +255,88 @@ fn global_cap_holds_for_the_whole_process_and_is_counted() {
     );
     assert_eq!(sum["dropped_rate_limited"], 0, "{sum}");
 }
+
+/// RFC 8972 §3: with `--allow-session`, only provisioned sessions are
+/// answered; the rest are dropped and counted as `not_provisioned`.
+#[test]
+fn only_provisioned_sessions_are_answered() {
+    use stamp_tests::{count, sender};
+    let r = Reflector::start(&[
+        "-S",
+        "127.0.0.1",
+        "--workers",
+        "1",
+        "--output-format",
+        "json",
+        "--allow-session",
+        "5@127.0.0.0/8",
+        "--allow-session",
+        "7@127.0.0.1:1",
+    ]);
+    let port = r.port();
+    let args = |ssid: &'static str| ["-c", "3", "-d", "10", "-L", "0.5", "--ssid", ssid];
+    let ok = sender("127.0.0.1", &port, &args("5"));
+    assert!(ok.status.success(), "{ok:?}");
+    assert_eq!(
+        count(&String::from_utf8_lossy(&ok.stdout), "Packets received"),
+        3
+    );
+    // SSID 6 is not provisioned; SSID 7 only for source port 1.
+    for ssid in ["6", "7"] {
+        let no = sender("127.0.0.1", &port, &args(ssid));
+        assert_eq!(no.status.code(), Some(1), "SSID {ssid}: {no:?}");
+        assert_eq!(
+            count(&String::from_utf8_lossy(&no.stdout), "Packets received"),
+            0
+        );
+    }
+    let (status, out, _) = r.interrupt();
+    assert!(status.success());
+    let sum = json_lines(&out)
+        .into_iter()
+        .find(|v| v["type"] == "reflector_summary")
+        .unwrap_or_else(|| panic!("no summary in {out}"));
+    assert_eq!(sum["reflected"], 3, "{sum}");
+    assert_eq!(sum["dropped_not_provisioned"], 6, "{sum}");
+    assert_eq!(sum["dropped"], 6, "{sum}");
+}
+
+#[test]
+fn a_bad_session_spec_is_refused_in_one_line_naming_it() {
+    use stamp_tests::run;
+    let o = run(
+        "stamp-suite",
+        &["-i", "--allow-session", "5@nowhere"],
+        &[],
+        Duration::from_secs(10),
+    );
+    assert_eq!(o.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("--allow-session") && e.contains("nowhere"),
+        "{e}"
+    );
+    // The same from a config file names the key and the file.
+    let dir = std::env::temp_dir().join(format!("stamp-allow-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("r.toml");
+    std::fs::write(
+        &cfg,
+        "is_reflector = true\nallow_session = [\"5@192.0.2.0/33\"]\n",
+    )
+    .unwrap();
+    let o = run(
+        "stamp-suite",
+        &["--config", cfg.to_str().unwrap()],
+        &[],
+        Duration::from_secs(10),
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(o.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(e.trim().lines().count(), 1, "{e}");
+    assert!(
+        e.contains("allow_session") && e.contains("r.toml") && e.contains("prefix length"),
+        "{e}"
+    );
+}

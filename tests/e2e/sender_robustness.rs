@@ -41,6 +41,9 @@ enum Misbehave {
     ReflectedTwice,
     /// Authenticated mode: one HMAC-covered octet flipped, then the good reply.
     BadHmacThenGood,
+    /// The genuine reply with the SSID zeroed, as a reflector without
+    /// RFC 8972 answers.
+    ZeroSsid,
 }
 
 fn now() -> UnixNanos {
@@ -160,6 +163,11 @@ impl Fake {
                         clock.advance(1_000_000);
                         let again = reflect(&mut out, &mut r);
                         send(&sock, &again);
+                    }
+                    Misbehave::ZeroSsid => {
+                        let mut x = good.clone();
+                        x[14..16].copy_from_slice(&[0, 0]);
+                        send(&sock, &x);
                     }
                     Misbehave::BadHmacThenGood => {
                         let mut x = good.clone();
@@ -377,4 +385,58 @@ fn bad_hmac_replies_are_auth_failed_in_authenticated_mode() {
     );
     assert_eq!(s["rejected"]["auth_failed"], 3);
     assert_eq!(s["rtt"]["count"], 9);
+}
+
+/// RFC 8972 §3: a sender MUST offer control over SSID-0 replies.
+/// `--zero-ssid continue` (the default) measures on and counts them;
+/// `--zero-ssid stop` sends nothing after the first one and says why.
+#[test]
+fn zero_ssid_replies_are_counted_and_stop_the_sender_when_asked() {
+    let args = |policy: &'static str| {
+        vec![
+            "-c",
+            "20",
+            "-d",
+            "20",
+            "-L",
+            "0.5",
+            "--ssid",
+            "9",
+            "--zero-ssid",
+            policy,
+            "--output-format",
+            "json",
+        ]
+    };
+    for policy in ["continue", "stop"] {
+        let fake = Fake::start(AuthMode::Open, |_| Misbehave::ZeroSsid);
+        let target = fake.addr.ip().to_string();
+        let port = fake.addr.port().to_string();
+        let mut a = vec!["-r", target.as_str(), "-p", port.as_str()];
+        a.extend(args(policy));
+        let out = run("stamp-suite", &a, &[], Duration::from_secs(30));
+        let handled = fake.stop();
+        assert!(out.status.success(), "{policy}: {out:?}");
+        let sum = summary(&out);
+        let err = String::from_utf8_lossy(&out.stderr);
+        if policy == "continue" {
+            assert_eq!(sum["sent"], 20, "{sum}");
+            assert_eq!(sum["received"], 20, "{sum}");
+            assert_eq!(sum["zero_ssid_replies"], 20, "{sum}");
+            assert!(!err.contains("stopping"), "{err}");
+        } else {
+            // 20 ms apart, the first reply comes back long before the
+            // second request is due.
+            let sent = sum["sent"].as_u64().unwrap();
+            assert!((1..=2).contains(&sent), "{sum}");
+            assert_eq!(sum["received"], sent, "{sum}");
+            assert_eq!(sum["lost"], 0, "{sum}");
+            assert_eq!(handled, sent, "the reflector saw only what was sent");
+            assert!(sum["zero_ssid_replies"].as_u64().unwrap() >= 1, "{sum}");
+            assert!(
+                err.contains("returned SSID 0") && err.contains("--zero-ssid stop"),
+                "{err}"
+            );
+        }
+    }
 }

@@ -123,6 +123,9 @@ pub async fn run(s: &Settings, registry: Registry) -> Result<ExitCode, String> {
             session_timeout: s.session_timeout,
             // The cap is for the process: each worker holds its share.
             max_sessions: s.max_sessions.div_ceil(workers),
+            provisioning: stamp_core::provision::Provisioning::new(
+                s.allow_sessions.iter().copied(),
+            ),
             ssid_keys: s
                 .ssid_keys
                 .iter()
@@ -225,6 +228,7 @@ pub async fn run(s: &Settings, registry: Registry) -> Result<ExitCode, String> {
         stateful = s.stateful_reflector,
         clock = s.clock_format.name(),
         capabilities = ?capabilities,
+        provisioned_sessions = s.allow_sessions.len(),
         "reflector listening"
     );
     // Scripts and tests learn the port from this line when they ask for port 0.

@@ -260,6 +260,7 @@ pub fn summary_json(target: &str, kind: Kind, st: &SenderStats, with_histogram: 
         "duplicates_forward": st.duplicates_forward,
         "duplicates_backward": st.duplicates_backward,
         "rejected": rejected,
+        "zero_ssid_replies": st.zero_ssid_replies,
         "rtt": d(st.rtt.summary()),
         "forward": d(st.forward.summary()),
         "backward": d(st.backward.summary()),
@@ -507,6 +508,12 @@ pub fn summary_text(
         w(format!(
             "Duplicates: {} (forward {}, backward {})",
             st.duplicates, st.duplicates_forward, st.duplicates_backward
+        ));
+    }
+    if st.zero_ssid_replies > 0 {
+        w(format!(
+            "Replies with SSID 0: {} (the reflector does not implement RFC 8972 SSIDs)",
+            st.zero_ssid_replies
         ));
     }
     if st.rejected_total() > 0 {

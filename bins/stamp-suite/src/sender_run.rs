@@ -13,7 +13,9 @@ use stamp_config::{OutputFormat, Settings};
 use stamp_core::clock::{Clock, TimestampSource};
 use stamp_core::hmac::HmacKey;
 use stamp_core::registry::Registry;
-use stamp_core::sender::{request_templates, ReplyEvent, SenderConfig, SenderSession, SenderStats};
+use stamp_core::sender::{
+    request_templates, ReplyEvent, SenderConfig, SenderSession, SenderStats, ZeroSsidPolicy,
+};
 use stamp_core::transport::{RecvMeta, Transport};
 use stamp_net::{ClockOverrides, SystemClock, UdpOptions, UdpTransport};
 use stamp_wire::MAX_DATAGRAM;
@@ -106,6 +108,10 @@ pub async fn run(s: &Settings, registry: Registry) -> Result<ExitCode, String> {
         // (which --clock-synchronized sets) and the reflector's. Never
         // assumed for the reflector.
         assume_synchronized: false,
+        zero_ssid: match s.zero_ssid {
+            stamp_config::ZeroSsid::Continue => ZeroSsidPolicy::Continue,
+            stamp_config::ZeroSsid::Stop => ZeroSsidPolicy::Stop,
+        },
     };
     // A plot that cannot be written fails now, not after a long run.
     if let Some(path) = &s.plot {
@@ -424,6 +430,17 @@ async fn run_target(
                         ReplyEvent::Duplicate(seq) => tracing::debug!(seq, "duplicate reply"),
                         ReplyEvent::Rejected(why) => tracing::debug!(?why, peer = %m.src, "reply rejected"),
                     }
+                }
+                // RFC 8972 §3, --zero-ssid stop: the reflector does not
+                // know SSIDs; send nothing more, wait for what is in flight.
+                if !shared.stop.load(Ordering::Relaxed) && lock(&session).stop_requested() {
+                    shared.stop.store(true, Ordering::Release);
+                    console.err(|w| {
+                        let _ = writeln!(
+                            w,
+                            "{target}: the reflector returned SSID 0 (no RFC 8972 support): stopping (--zero-ssid stop)"
+                        );
+                    });
                 }
             }
             _ = sleep_until(deadline), if deadline.is_some() => {

@@ -154,6 +154,7 @@ fn reflector_counters(m: &ReflectorMetrics) -> Vec<(Oid, Value)> {
         c(17, t.send_errors),
         c(18, t.dropped(DropReason::GlobalRateLimited)),
         c(19, t.sessions_evicted),
+        c(20, t.dropped(DropReason::NotProvisioned)),
     ]
 }
 

@@ -8,10 +8,11 @@ use std::path::PathBuf;
 
 use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Parser};
+use stamp_core::provision::SessionSpec;
 
 use crate::values::{
     parse_remote, AuthModeArg, ClockSource, Gso, HwTimestamping, LogFormat, OutputFormat,
-    RemoteSpec, TlvModeArg, TransportKind,
+    RemoteSpec, TlvModeArg, TransportKind, ZeroSsid,
 };
 
 const ENDPOINTS: &str = "Roles and endpoints";
@@ -141,6 +142,10 @@ pub struct Cli {
     #[arg(long, value_name = "N", help_heading = REFLECTOR)]
     pub global_max_pps: Option<u64>,
 
+    /// Provisioned session (RFC 8972 §3): SSID[@ADDR[/LEN]][:PORT] ([IPV6]:PORT with a port); when any is given, requests matching none are dropped.
+    #[arg(long, value_name = "SPEC", value_delimiter = ',', action = ArgAction::Append, value_parser = parse_session_spec, help_heading = REFLECTOR)]
+    pub allow_session: Vec<SessionSpec>,
+
     /// Most stateful sessions kept at once; a new one evicts the least recently used [default: 65536].
     #[arg(long, value_name = "N", help_heading = REFLECTOR)]
     pub max_sessions: Option<usize>,
@@ -161,6 +166,10 @@ pub struct Cli {
     /// Session-Sender Identifier (RFC 8972 §3); 0 = none.
     #[arg(long, value_name = "N", help_heading = SENDER_TLVS)]
     pub ssid: Option<u16>,
+
+    /// With --ssid: what to do when the reflector returns SSID 0 (it does not implement RFC 8972 §3) [default: continue].
+    #[arg(long, value_name = "POLICY", ignore_case = true, help_heading = SENDER_TLVS)]
+    pub zero_ssid: Option<ZeroSsid>,
 
     /// Extra Padding TLV with N octets.
     #[arg(long, value_name = "N", help_heading = SENDER_TLVS)]
@@ -334,6 +343,10 @@ pub struct Cli {
     /// Write an SVG plot to FILE: delay over time with losses marked, and the latency CDF.
     #[arg(long, value_name = "FILE", help_heading = OUTPUT)]
     pub plot: Option<PathBuf>,
+}
+
+fn parse_session_spec(s: &str) -> Result<SessionSpec, String> {
+    s.parse()
 }
 
 /// `KEY=CODE` for `--tlv-code`.

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::cli::Cli;
 use crate::values::{
     AuthModeArg, ClockSource, Gso, HwTimestamping, LogFormat, OutputFormat, Text, TextList,
-    TlvModeArg, TransportKind,
+    TlvModeArg, TransportKind, ZeroSsid,
 };
 
 /// Defines [`Layer`] and [`KEYS`] from one list, so the accepted keys of the
@@ -68,11 +68,13 @@ layer! {
     reflector_rate_burst: u64,
     global_max_pps: u64,
     max_sessions: usize,
+    allow_session: TextList,
     reflected_control_max_count: u16,
     reflected_control_max_size: u16,
     reflected_control_min_interval_ns: u32,
     // Sender TLVs
     ssid: u16,
+    zero_ssid: ZeroSsid,
     padding: u16,
     location: bool,
     timestamp_info: bool,
@@ -293,10 +295,12 @@ impl From<&Cli> for Layer {
             reflector_rate_burst: c.reflector_rate_burst,
             global_max_pps: c.global_max_pps,
             max_sessions: c.max_sessions,
+            allow_session: list(c.allow_session.iter().map(ToString::to_string).collect()),
             reflected_control_max_count: c.reflected_control_max_count,
             reflected_control_max_size: c.reflected_control_max_size,
             reflected_control_min_interval_ns: c.reflected_control_min_interval_ns,
             ssid: c.ssid,
+            zero_ssid: c.zero_ssid,
             padding: c.padding,
             location: switch(c.location),
             timestamp_info: switch(c.timestamp_info),

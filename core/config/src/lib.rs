@@ -33,7 +33,7 @@ pub use layer::Defaults;
 pub use settings::{load, read_key_file, Role, Settings, MIN_KEY_LEN};
 pub use values::{
     parse_remote, AuthModeArg, ClockSource, Gso, HwTimestamping, LogFormat, OutputFormat,
-    RemoteSpec, TlvModeArg, TransportKind,
+    RemoteSpec, TlvModeArg, TransportKind, ZeroSsid,
 };
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use figment::providers::{Format, Toml};
 use figment::Figment;
+use stamp_core::provision::SessionSpec;
 use stamp_core::reflector::TlvMode;
 use stamp_core::TlvOptions;
 use stamp_wire::{AuthMode, TimestampFormat};
@@ -16,7 +17,8 @@ use crate::cli::Cli;
 use crate::error::{from_figment, origin_of, ConfigError};
 use crate::layer::{Defaults, EnvLayer, FlagLayer, Layer};
 use crate::values::{
-    parse_remote, Gso, HwTimestamping, LogFormat, OutputFormat, RemoteSpec, TransportKind,
+    parse_remote, Gso, HwTimestamping, LogFormat, OutputFormat, RemoteSpec, TextList,
+    TransportKind, ZeroSsid,
 };
 
 /// Shortest HMAC key accepted, in octets.
@@ -82,6 +84,8 @@ pub struct Settings {
     pub verify_tlv_hmac: bool,
     /// Most stateful sessions at once.
     pub max_sessions: usize,
+    /// Provisioned sessions (`--allow-session`); empty = answer every request.
+    pub allow_sessions: Vec<SessionSpec>,
     /// Reflector rate limit, requests per second.
     pub max_pps: Option<u64>,
     /// Burst above the rate limit.
@@ -125,6 +129,8 @@ pub struct Settings {
     pub plot: Option<PathBuf>,
     /// Session-Sender Identifier; 0 = none.
     pub ssid: u16,
+    /// What the sender does with SSID-0 replies.
+    pub zero_ssid: ZeroSsid,
     /// Sender TLV options as the plugins read them (`"dscp" -> "46"`,
     /// `"location" -> "true"`), then every `--tlv-opt`.
     pub tlv_options: TlvOptions,
@@ -173,6 +179,7 @@ impl fmt::Debug for Settings {
             .field("tlv_mode", &self.tlv_mode)
             .field("verify_tlv_hmac", &self.verify_tlv_hmac)
             .field("max_sessions", &self.max_sessions)
+            .field("allow_sessions", &self.allow_sessions)
             .field("max_pps", &self.max_pps)
             .field("reflector_rate_burst", &self.reflector_rate_burst)
             .field("global_max_pps", &self.global_max_pps)
@@ -192,6 +199,7 @@ impl fmt::Debug for Settings {
             .field("histogram", &self.histogram)
             .field("plot", &self.plot)
             .field("ssid", &self.ssid)
+            .field("zero_ssid", &self.zero_ssid)
             .field("tlv_options", &self.tlv_options)
             .field("plugin_settings", &self.plugin_settings)
             .field("tlv_codes", &self.tlv_codes)
@@ -407,6 +415,17 @@ impl Resolver<'_> {
             Some(x) if x > max => Err(self.invalid(key, x, format!("must be 0..={max}"))),
             other => Ok(other),
         }
+    }
+
+    /// `allow_session`: every entry must parse.
+    fn session_specs(&self, list: Option<&TextList>) -> Result<Vec<SessionSpec>, ConfigError> {
+        list.map_or(&[][..], |l| &l.0[..])
+            .iter()
+            .map(|s| {
+                s.parse::<SessionSpec>()
+                    .map_err(|why| self.invalid("allow_session", quoted(s), why))
+            })
+            .collect()
     }
 
     fn positive<T: PartialEq + Default + fmt::Display>(
@@ -646,6 +665,7 @@ impl Resolver<'_> {
             max_sessions: self
                 .positive("max_sessions", l.max_sessions)?
                 .unwrap_or(Defaults::MAX_SESSIONS),
+            allow_sessions: self.session_specs(l.allow_session.as_ref())?,
             max_pps: self.positive("max_pps", l.max_pps)?,
             reflector_rate_burst: self.positive("reflector_rate_burst", l.reflector_rate_burst)?,
             global_max_pps: self.positive("global_max_pps", l.global_max_pps)?,
@@ -667,6 +687,7 @@ impl Resolver<'_> {
             histogram: l.histogram.unwrap_or(false),
             plot: l.plot.clone(),
             ssid,
+            zero_ssid: l.zero_ssid.unwrap_or_default(),
             tlv_options,
             plugin_settings,
             tlv_codes,

@@ -112,6 +112,16 @@ pub enum Gso {
     Off,
 }
 
+/// `--zero-ssid`: what the sender does when replies come back with SSID 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum ZeroSsid {
+    /// Keep measuring; the summary counts such replies.
+    #[default]
+    Continue,
+    /// Stop sending at the first one, wait for the replies in flight, report.
+    Stop,
+}
+
 /// `--transport`: how the reflector receives and sends test packets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum TransportKind {
@@ -162,6 +172,7 @@ serde_via_value_enum!(
     LogFormat,
     HwTimestamping,
     Gso,
+    ZeroSsid,
     TransportKind
 );
 

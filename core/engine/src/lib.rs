@@ -14,6 +14,7 @@ pub use stamp_wire as wire;
 pub mod handler;
 pub mod hmac;
 pub mod measure;
+pub mod provision;
 pub mod ratelimit;
 pub mod reflector;
 pub mod registry;

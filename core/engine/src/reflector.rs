@@ -18,6 +18,7 @@ use stamp_wire::{
 use crate::clock::{Clock, TimestampMethod, TimestampSource, UnixNanos};
 use crate::handler::{ClockFacts, ReflectContext, ReplyPlan, SessionCounters, TlvSlot, TlvVerdict};
 use crate::hmac::{HmacKey, TAG_LEN};
+use crate::provision::Provisioning;
 use crate::ratelimit::{GlobalLimit, Limited, RateLimiter};
 use crate::registry::Registry;
 use crate::session::{SessionHandle, SessionKey, SessionTable};
@@ -70,6 +71,9 @@ pub struct ReflectorConfig {
     /// A global cap shared with other reflectors (the workers of one
     /// process, `--global-max-pps`); takes precedence over `global_max_pps`.
     pub global_limit: Option<GlobalLimit>,
+    /// Provisioned sessions (RFC 8972 §3, `--allow-session`): when any is
+    /// given, requests that match none are dropped. Empty = answer all.
+    pub provisioning: Provisioning,
 }
 
 impl ReflectorConfig {
@@ -99,6 +103,7 @@ impl Default for ReflectorConfig {
             rate_burst: None,
             global_max_pps: None,
             global_limit: None,
+            provisioning: Provisioning::default(),
         }
     }
 }
@@ -124,11 +129,14 @@ pub enum DropReason {
     RateLimited,
     /// Over the reflector-wide request rate (`--global-max-pps`).
     GlobalRateLimited,
+    /// Sessions are provisioned (`--allow-session`) and the request matches
+    /// none of them (RFC 8972 §3: MUST discard).
+    NotProvisioned,
 }
 
 impl DropReason {
     /// Every reason, for reports.
-    pub const ALL: [DropReason; 7] = [
+    pub const ALL: [DropReason; 8] = [
         DropReason::Truncated,
         DropReason::AuthFailed,
         DropReason::SessionLimit,
@@ -136,6 +144,7 @@ impl DropReason {
         DropReason::Suppressed,
         DropReason::RateLimited,
         DropReason::GlobalRateLimited,
+        DropReason::NotProvisioned,
     ];
 
     /// Label used in summaries and metrics.
@@ -148,9 +157,13 @@ impl DropReason {
             DropReason::Suppressed => "suppressed",
             DropReason::RateLimited => "rate_limited",
             DropReason::GlobalRateLimited => "global_rate_limited",
+            DropReason::NotProvisioned => "not_provisioned",
         }
     }
 }
+
+/// End of the SSID field in an unauthenticated request (octets 14..16).
+const OPEN_SSID_END: usize = 16;
 
 /// The result of processing one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,6 +200,8 @@ pub struct ReflectorStats {
     pub dropped_rate_limited: u64,
     /// Requests refused by the global rate cap.
     pub dropped_global_rate_limited: u64,
+    /// Requests matching no provisioned session.
+    pub dropped_not_provisioned: u64,
     /// TLVs returned with U set.
     pub tlv_unrecognized: u64,
     /// TLVs returned with M set.
@@ -215,6 +230,7 @@ impl ReflectorStats {
             DropReason::Suppressed => self.suppressed,
             DropReason::RateLimited => self.dropped_rate_limited,
             DropReason::GlobalRateLimited => self.dropped_global_rate_limited,
+            DropReason::NotProvisioned => self.dropped_not_provisioned,
         }
     }
     fn count_drop(&mut self, reason: DropReason) {
@@ -226,6 +242,7 @@ impl ReflectorStats {
             DropReason::Suppressed => self.suppressed += 1,
             DropReason::RateLimited => self.dropped_rate_limited += 1,
             DropReason::GlobalRateLimited => self.dropped_global_rate_limited += 1,
+            DropReason::NotProvisioned => self.dropped_not_provisioned += 1,
         }
     }
     /// Add another worker's counters.
@@ -239,6 +256,7 @@ impl ReflectorStats {
         self.suppressed += o.suppressed;
         self.dropped_rate_limited += o.dropped_rate_limited;
         self.dropped_global_rate_limited += o.dropped_global_rate_limited;
+        self.dropped_not_provisioned += o.dropped_not_provisioned;
         self.tlv_unrecognized += o.tlv_unrecognized;
         self.tlv_malformed += o.tlv_malformed;
         self.tlv_integrity_failed += o.tlv_integrity_failed;
@@ -396,6 +414,21 @@ impl Reflector {
         let reply_len = request.len().max(base);
         if reply.len() < reply_len {
             return Err(DropReason::Truncated);
+        }
+
+        // RFC 8972 §3: with sessions provisioned, a request that belongs to
+        // none is discarded, before any other work. The SSID sits at the
+        // same place in a TWAMP-Light request; one too short to hold it
+        // has none (it is zero-extended below).
+        if !self.config.provisioning.is_empty() {
+            let ssid = if mode == AuthMode::Open && request.len() < OPEN_SSID_END {
+                0
+            } else {
+                SenderPacket::new_unchecked(request, mode).ssid()
+            };
+            if !self.config.provisioning.allows(ssid, meta.src) {
+                return Err(DropReason::NotProvisioned);
+            }
         }
 
         // Rate limits before any HMAC work: a flood costs one table lookup

@@ -49,6 +49,22 @@ pub struct SenderConfig {
     /// Both clocks are known to be synchronized: report one-way delays even
     /// when the Error Estimates do not say so.
     pub assume_synchronized: bool,
+    /// What to do when replies to requests carrying an SSID come back with
+    /// SSID 0, from a reflector without RFC 8972 (§3: the sender "MUST
+    /// support control of its behavior in such a scenario").
+    pub zero_ssid: ZeroSsidPolicy,
+}
+
+/// RFC 8972 §3: a Session-Sender's behaviour when a reflector returns a
+/// zeroed SSID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ZeroSsidPolicy {
+    /// Keep measuring (the replies are used; they are counted).
+    #[default]
+    Continue,
+    /// Stop the session at the first such reply: send nothing more, wait
+    /// for the replies in flight, report.
+    Stop,
 }
 
 impl Default for SenderConfig {
@@ -61,6 +77,7 @@ impl Default for SenderConfig {
             timeout: Duration::from_secs(5),
             first_seq: 0,
             assume_synchronized: false,
+            zero_ssid: ZeroSsidPolicy::Continue,
         }
     }
 }
@@ -264,6 +281,9 @@ pub struct SenderStats {
     pub duplicates_backward: u64,
     /// Replies rejected, by reason.
     pub rejected: BTreeMap<Rejected, u64>,
+    /// Replies with SSID 0 to requests that carried one: the reflector does
+    /// not implement RFC 8972 §3.
+    pub zero_ssid_replies: u64,
     /// Round-trip time.
     pub rtt: DelayStats,
     /// Forward one-way delay.
@@ -473,6 +493,7 @@ impl SenderStats {
         self.duplicates += o.duplicates;
         self.duplicates_forward += o.duplicates_forward;
         self.duplicates_backward += o.duplicates_backward;
+        self.zero_ssid_replies += o.zero_ssid_replies;
         for (k, v) in &o.rejected {
             *self.rejected.entry(*k).or_default() += v;
         }
@@ -668,6 +689,12 @@ impl SenderSession {
         })
     }
 
+    /// The session asks to stop: a reply came back with SSID 0 and the
+    /// policy is [`ZeroSsidPolicy::Stop`].
+    pub fn stop_requested(&self) -> bool {
+        self.config.zero_ssid == ZeroSsidPolicy::Stop && self.stats.zero_ssid_replies > 0
+    }
+
     /// Only accept replies from this address.
     pub fn set_remote(&mut self, remote: SocketAddr) {
         self.remote = Some(remote);
@@ -791,7 +818,14 @@ impl SenderSession {
         our_estimate: ErrorEstimate,
     ) -> ReplyEvent {
         match self.on_reply_inner(buf, meta, t4, t4_source, our_estimate) {
-            Ok(ev) => ev,
+            Ok(ev) => {
+                if let ReplyEvent::Matched(rec) = &ev {
+                    if rec.ssid == 0 && self.config.ssid != 0 {
+                        self.stats.zero_ssid_replies += 1;
+                    }
+                }
+                ev
+            }
             Err(r) => {
                 *self.stats.rejected.entry(r).or_default() += 1;
                 ReplyEvent::Rejected(r)

@@ -597,3 +597,54 @@ fn bad_hmac_in_authenticated_mode_is_auth_failed() {
     ));
     assert_eq!(s.stats().rejected.get(&Rejected::AuthFailed), Some(&1));
 }
+
+/// RFC 8972 §3: replies that come back with a zeroed SSID are counted; with
+/// `ZeroSsidPolicy::Stop` the session asks to stop at the first one, with
+/// `Continue` (the default) it keeps measuring. Both use the reply.
+#[test]
+fn zero_ssid_replies_are_counted_and_stop_the_session_when_asked() {
+    use stamp_core::sender::ZeroSsidPolicy;
+    for policy in [ZeroSsidPolicy::Continue, ZeroSsidPolicy::Stop] {
+        let clock = ManualClock::new(UnixNanos(T0), TimestampFormat::Ptp);
+        let cfg = SenderConfig {
+            ssid: 9,
+            zero_ssid: policy,
+            ..Default::default()
+        };
+        let mut s = SenderSession::new(cfg, Registry::empty(), vec![]).unwrap();
+        s.set_remote(reflector_addr());
+        let est = clock.error_estimate();
+        let with_ssid = reply_bytes(&mut s, &clock); // seq 0: SSID 9 copied
+        let mut zeroed = reply_bytes(&mut s, &clock); // seq 1
+        zeroed[14..16].copy_from_slice(&[0, 0]);
+        clock.advance(MS);
+        let m = RecvMeta::new(with_ssid.len(), reflector_addr());
+        let ev = s.on_reply(&with_ssid, &m, clock.now(), TimestampSource::UserSpace, est);
+        assert!(matches!(ev, ReplyEvent::Matched(_)));
+        assert!(!s.stop_requested());
+        let ev = s.on_reply(&zeroed, &m, clock.now(), TimestampSource::UserSpace, est);
+        assert!(matches!(ev, ReplyEvent::Matched(_)), "{policy:?}: measured");
+        assert_eq!(s.stats().zero_ssid_replies, 1);
+        assert_eq!(s.stats().received, 2);
+        assert_eq!(s.stop_requested(), policy == ZeroSsidPolicy::Stop);
+    }
+    // A session without an SSID never counts SSID-0 replies.
+    let clock = ManualClock::new(UnixNanos(T0), TimestampFormat::Ptp);
+    let cfg = SenderConfig {
+        zero_ssid: ZeroSsidPolicy::Stop,
+        ..Default::default()
+    };
+    let mut s = SenderSession::new(cfg, Registry::empty(), vec![]).unwrap();
+    s.set_remote(reflector_addr());
+    let r = reply_bytes(&mut s, &clock);
+    let m = RecvMeta::new(r.len(), reflector_addr());
+    let _ = s.on_reply(
+        &r,
+        &m,
+        clock.now(),
+        TimestampSource::UserSpace,
+        clock.error_estimate(),
+    );
+    assert_eq!(s.stats().zero_ssid_replies, 0);
+    assert!(!s.stop_requested());
+}

@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use stamp_core::clock::{ManualClock, UnixNanos};
 use stamp_core::hmac::HmacKey;
+use stamp_core::provision::Provisioning;
 use stamp_core::reflector::{DropReason, Outcome, Reflector, ReflectorConfig};
 use stamp_core::registry::Registry;
 use stamp_core::transport::RecvMeta;
@@ -78,9 +79,18 @@ pub fn config(sel: u8) -> ReflectorConfig {
             Default::default()
         },
         max_sessions: 16,
+        // Bit 7: only SSID 1 is provisioned (RFC 8972 §3).
+        provisioning: if sel & 128 != 0 {
+            Provisioning::new([PROVISIONED_SSID.to_string().parse().expect("spec")])
+        } else {
+            Provisioning::default()
+        },
         ..ReflectorConfig::default()
     }
 }
+
+/// The one SSID provisioned under bit 7 of `sel`.
+pub const PROVISIONED_SSID: u16 = 1;
 
 /// The key a request or reply with this SSID is signed with under `sel`.
 pub fn key_for(sel: u8, ssid: u16) -> &'static [u8] {
@@ -137,6 +147,31 @@ pub fn check(
         "every request counted once"
     );
     let base = mode.base_len();
+    // With sessions provisioned, a request of another SSID is dropped as
+    // such and nothing else happens (a TWAMP-Light request too short for
+    // an SSID has SSID 0).
+    if sel & 128 != 0 {
+        let at = if mode == AuthMode::Authenticated {
+            26
+        } else {
+            14
+        };
+        let ssid = request
+            .get(at..at + 2)
+            .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
+        let long_enough = request.len() <= MAX_DATAGRAM
+            && (request.len() >= base || (mode == AuthMode::Open && request.len() >= 14));
+        if long_enough && ssid != PROVISIONED_SSID {
+            assert_eq!(
+                out,
+                Outcome::Drop(DropReason::NotProvisioned),
+                "SSID {ssid}"
+            );
+            assert_eq!(r.sessions().len(), 0, "state for an unprovisioned request");
+            return;
+        }
+        assert_ne!(out, Outcome::Drop(DropReason::NotProvisioned));
+    }
     // The base HMAC verdict is exactly "signed with the key of its SSID".
     if mode == AuthMode::Authenticated && request.len() >= base {
         let ssid = u16::from_be_bytes([request[26], request[27]]);
