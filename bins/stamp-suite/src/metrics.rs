@@ -181,6 +181,7 @@ pub struct WorkerMetrics {
     sessions_evicted: AtomicU64,
     sessions_active: AtomicU64,
     send_errors: AtomicU64,
+    gso_segmented: AtomicU64,
     /// Per-request processing time (`Reflector::process`).
     pub processing: Histogram,
     /// Session rows copied out on request (the SNMP session table).
@@ -231,6 +232,7 @@ impl WorkerMetrics {
             sessions_evicted: AtomicU64::new(0),
             sessions_active: AtomicU64::new(0),
             send_errors: AtomicU64::new(0),
+            gso_segmented: AtomicU64::new(0),
             processing: Histogram::new(PROCESSING_BUCKETS_NS),
             sessions: SessionBoard::default(),
         }
@@ -268,7 +270,13 @@ impl WorkerMetrics {
     }
 
     /// Copy the worker's counters (cheap: a few relaxed stores).
-    pub fn publish(&self, st: &ReflectorStats, active: usize, send_errors: u64) {
+    pub fn publish(
+        &self,
+        st: &ReflectorStats,
+        active: usize,
+        send_errors: u64,
+        gso_segmented: u64,
+    ) {
         self.received.store(st.received, Relaxed);
         self.reflected.store(st.reflected, Relaxed);
         for (slot, reason) in self.dropped.iter().zip(DropReason::ALL) {
@@ -283,6 +291,7 @@ impl WorkerMetrics {
         self.sessions_evicted.store(st.sessions_evicted, Relaxed);
         self.sessions_active.store(active as u64, Relaxed);
         self.send_errors.store(send_errors, Relaxed);
+        self.gso_segmented.store(gso_segmented, Relaxed);
     }
 }
 
@@ -475,6 +484,12 @@ impl Render for ReflectorMetrics {
             "stamp_reflector_send_errors_total",
             "Replies the socket refused to send.",
             self.sum(|w| &w.send_errors),
+        );
+        counter(
+            out,
+            "stamp_reflector_gso_segmented_total",
+            "Replies sent as segments of UDP segmentation offload trains (--gso).",
+            self.sum(|w| &w.gso_segmented),
         );
         let name = "stamp_reflector_processing_seconds";
         header(
@@ -840,7 +855,7 @@ mod tests {
         let st = ReflectorStats::default();
         // Nothing asked yet: nothing to publish, nothing copied.
         assert!(!m.worker(0).sessions_wanted());
-        m.worker(0).publish(&st, table.len(), 0);
+        m.worker(0).publish(&st, table.len(), 0, 0);
         std::thread::scope(|scope| {
             let reader = scope.spawn(|| m.session_rows(Duration::from_secs(5)));
             // The "worker": answers once asked.
@@ -867,7 +882,7 @@ mod tests {
         assert_eq!(m.session_rows(Duration::from_millis(50)).len(), 2);
         assert!(t0.elapsed() >= Duration::from_millis(50));
         // No session any more: no rows, no wait.
-        m.worker(0).publish(&st, 0, 0);
+        m.worker(0).publish(&st, 0, 0, 0);
         let t0 = Instant::now();
         assert!(m.session_rows(Duration::from_secs(5)).is_empty());
         assert!(t0.elapsed() < Duration::from_secs(1));
@@ -883,13 +898,14 @@ mod tests {
             sessions_evicted: 4,
             ..ReflectorStats::default()
         };
-        m.worker(0).publish(&st, 1, 0);
-        m.worker(1).publish(&st, 2, 0);
+        m.worker(0).publish(&st, 1, 0, 5);
+        m.worker(1).publish(&st, 2, 0, 7);
         let mut out = String::new();
         m.render(&mut out);
         assert!(out.contains("stamp_reflector_packets_received_total 6\n"));
         assert!(out.contains("stamp_reflector_sessions_active 3\n"));
         assert!(out.contains("stamp_reflector_sessions_evicted_total 8\n"));
+        assert!(out.contains("stamp_reflector_gso_segmented_total 12\n"));
         assert!(out.contains("stamp_reflector_packets_dropped_total{reason=\"truncated\"} 2\n"));
         for r in DropReason::ALL {
             assert!(out.contains(&format!("reason=\"{}\"", r.label())));

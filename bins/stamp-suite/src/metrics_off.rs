@@ -27,7 +27,7 @@ pub struct WorkerMetrics {
 
 impl WorkerMetrics {
     /// Does nothing.
-    pub fn publish(&self, _st: &ReflectorStats, _active: usize, _send_errors: u64) {}
+    pub fn publish(&self, _st: &ReflectorStats, _active: usize, _send_errors: u64, _gso: u64) {}
     /// Never.
     pub fn sessions_wanted(&self) -> bool {
         false

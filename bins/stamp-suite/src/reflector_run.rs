@@ -339,7 +339,7 @@ impl WorkerIo for BlockingUdpTransport {
         BlockingUdpTransport::truncated(self)
     }
     fn gso_segmented(&self) -> u64 {
-        BlockingUdpTransport::gso_segmented(self)
+        BlockingUdpTransport::gso(self).segmented
     }
     fn reply_fd(&self) -> std::os::fd::BorrowedFd<'_> {
         use std::os::fd::AsFd;
@@ -408,7 +408,7 @@ mod raw_io {
             self.t.truncated()
         }
         fn gso_segmented(&self) -> u64 {
-            self.t.reply_socket().gso_segmented()
+            self.t.reply_socket().gso().segmented
         }
         fn reply_fd(&self) -> std::os::fd::BorrowedFd<'_> {
             use std::os::fd::AsFd;
@@ -506,7 +506,12 @@ fn serve<T: WorkerIo>(
                 reflector.expire_sessions(now);
             }
             if let Some(m) = metrics {
-                m.publish(reflector.stats(), reflector.sessions().len(), send_errors);
+                m.publish(
+                    reflector.stats(),
+                    reflector.sessions().len(),
+                    send_errors,
+                    transport.gso_segmented(),
+                );
                 if m.sessions_wanted() {
                     m.publish_sessions(reflector.sessions());
                 }
@@ -624,7 +629,12 @@ fn reflect_batch<T: WorkerIo>(
     }
     // After each batch: a few relaxed stores into this worker's slot.
     if let Some(m) = metrics {
-        m.publish(reflector.stats(), reflector.sessions().len(), *send_errors);
+        m.publish(
+            reflector.stats(),
+            reflector.sessions().len(),
+            *send_errors,
+            transport.gso_segmented(),
+        );
         // When the SNMP sub-agent asked: a bounded copy of the session rows.
         if m.sessions_wanted() {
             m.publish_sessions(reflector.sessions());

@@ -33,4 +33,4 @@ pub mod udp;
 pub use clock::{ClockOverrides, ClockStatus, SystemClock};
 #[cfg(all(feature = "raw", target_os = "linux"))]
 pub use raw::RawTransport;
-pub use udp::{BlockingUdpTransport, UdpOptions, UdpTransport};
+pub use udp::{BlockingUdpTransport, GsoState, UdpOptions, UdpTransport};

@@ -68,6 +68,16 @@ pub struct UdpOptions {
     pub gso: bool,
 }
 
+/// UDP segmentation offload ([`UdpOptions::gso`]) on a transport's sends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GsoState {
+    /// Datagrams may still leave as trains: asked for, known to the kernel
+    /// and not refused by it yet.
+    pub active: bool,
+    /// Datagrams sent so far as segments of trains.
+    pub segmented: u64,
+}
+
 impl Default for UdpOptions {
     fn default() -> Self {
         UdpOptions {
@@ -137,21 +147,12 @@ impl UdpTransport {
         self.truncated.load(Ordering::Relaxed)
     }
 
-    /// Whether datagrams may still leave as UDP segmentation offload trains
-    /// ([`UdpOptions::gso`], and not refused by the kernel yet).
-    pub fn gso_active(&self) -> bool {
+    /// UDP segmentation offload on this transport's sends.
+    pub fn gso(&self) -> GsoState {
         #[cfg(target_os = "linux")]
-        return self.batch.gso();
+        return self.batch.gso_state();
         #[cfg(not(target_os = "linux"))]
-        false
-    }
-
-    /// Datagrams sent so far as segments of UDP segmentation offload trains.
-    pub fn gso_segmented(&self) -> u64 {
-        #[cfg(target_os = "linux")]
-        return self.batch.segmented();
-        #[cfg(not(target_os = "linux"))]
-        0
+        GsoState::default()
     }
 
     /// The tokio socket underneath, for socket options this type does not

@@ -89,7 +89,7 @@ fn equal_sized_datagrams_to_one_peer_leave_as_trains_and_arrive_one_by_one() {
     let rx = bind("127.0.0.1:0", &opts).unwrap();
     let tx = bind("127.0.0.1:0", &opts).unwrap();
     assert!(
-        tx.gso_active(),
+        tx.gso().active,
         "this kernel has UDP_SEGMENT (Linux >= 4.18)"
     );
     // 30 of 140, a short one that ends the first train, 9 of 140.
@@ -110,8 +110,8 @@ fn equal_sized_datagrams_to_one_peer_leave_as_trains_and_arrive_one_by_one() {
         assert_eq!(m.src, tx.local_addr());
         assert_eq!(m.ttl, Some(255), "every segment has its own IP header");
     }
-    assert_eq!(tx.gso_segmented(), 40, "all 40 in two trains");
-    assert!(tx.gso_active());
+    assert_eq!(tx.gso().segmented, 40, "all 40 in two trains");
+    assert!(tx.gso().active);
 }
 
 #[test]
@@ -127,7 +127,7 @@ fn a_train_breaks_at_another_peer_another_tos_and_a_timestamp_request() {
         .collect();
     let bufs: Vec<_> = (0..8).map(|i| datagram(i, 64)).collect();
     send_all(&tx, &bufs, &alternating);
-    assert_eq!(tx.gso_segmented(), 0, "alternating peers make no train");
+    assert_eq!(tx.gso().segmented, 0, "alternating peers make no train");
     let (ga, gb) = (recv_n(&a, 4), recv_n(&b, 4));
     assert!(ga.iter().zip([0u8, 2, 4, 6]).all(|((p, _), i)| p[0] == i));
     assert!(gb.iter().zip([1u8, 3, 5, 7]).all(|((p, _), i)| p[0] == i));
@@ -146,7 +146,7 @@ fn a_train_breaks_at_another_peer_another_tos_and_a_timestamp_request() {
     let tos: Vec<_> = got.iter().map(|(_, m)| m.tos.unwrap_or(0)).collect();
     assert_eq!(tos, [0, 0, 0, 0, 0xB8, 0xB8, 0xB8, 0xB8, 0, 0, 0, 0]);
     assert_eq!(
-        tx.gso_segmented(),
+        tx.gso().segmented,
         11,
         "the timestamped datagram went alone"
     );
@@ -169,7 +169,7 @@ fn datagrams_above_an_ethernet_mtu_are_never_segmented() {
         .collect();
     send_all(&tx, &bufs, &metas);
     check_payloads(&recv_n(&rx, 6), &sizes);
-    assert_eq!(tx.gso_segmented(), 2, "only the two 1452-octet datagrams");
+    assert_eq!(tx.gso().segmented, 2, "only the two 1452-octet datagrams");
 }
 
 #[test]
@@ -189,7 +189,7 @@ fn ipv6_trains_arrive_whole() {
     let got = recv_n(&rx, 16);
     check_payloads(&got, &sizes);
     assert!(got.iter().all(|(_, m)| m.ttl == Some(255)));
-    assert_eq!(tx.gso_segmented(), 16);
+    assert_eq!(tx.gso().segmented, 16);
 }
 
 #[test]
@@ -218,12 +218,12 @@ fn a_refused_train_turns_the_offload_off_and_loses_nothing() {
         .collect();
     send_all(&tx, &bufs, &metas);
     check_payloads(&recv_n(&rx, 10), &[100; 10]);
-    assert!(!tx.gso_active(), "the refusal switched the offload off");
-    assert_eq!(tx.gso_segmented(), 0);
+    assert!(!tx.gso().active, "the refusal switched the offload off");
+    assert_eq!(tx.gso().segmented, 0);
     // And it stays off.
     send_all(&tx, &bufs, &metas);
     check_payloads(&recv_n(&rx, 10), &[100; 10]);
-    assert_eq!(tx.gso_segmented(), 0);
+    assert_eq!(tx.gso().segmented, 0);
 }
 
 #[test]
@@ -234,62 +234,53 @@ fn switched_off_by_option_every_datagram_goes_alone() {
         ..UdpOptions::default()
     };
     let tx = bind("127.0.0.1:0", &off).unwrap();
-    assert!(!tx.gso_active());
+    assert!(!tx.gso().active);
     let bufs: Vec<_> = (0..10).map(|i| datagram(i, 100)).collect();
     let metas: Vec<_> = (0..10)
         .map(|_| SendMeta::new(100, rx.local_addr()))
         .collect();
     send_all(&tx, &bufs, &metas);
     check_payloads(&recv_n(&rx, 10), &[100; 10]);
-    assert_eq!(tx.gso_segmented(), 0);
+    assert_eq!(tx.gso().segmented, 0);
+}
+
+/// Send `n` datagrams of `size` octets from `tx` to a fresh IPv4 receiver
+/// with IP_PKTINFO source `src`: every segment leaves from `src`, with TTL
+/// 255, in one train.
+fn pktinfo_train(tx: &BlockingUdpTransport, src: IpAddr, n: usize, size: usize) {
+    let rx = bind("127.0.0.1:0", &UdpOptions::default()).unwrap();
+    let metas: Vec<_> = (0..n)
+        .map(|_| SendMeta {
+            src: Some(src),
+            ..SendMeta::new(size, rx.local_addr())
+        })
+        .collect();
+    let bufs: Vec<_> = (0..n).map(|i| datagram(i, size)).collect();
+    send_all(tx, &bufs, &metas);
+    let got = recv_n(&rx, n);
+    check_payloads(&got, &vec![size; n]);
+    for (_, m) in &got {
+        assert_eq!(m.src, SocketAddr::new(src, tx.local_addr().port()));
+        assert_eq!(m.ttl, Some(255));
+    }
+    assert_eq!(tx.gso().segmented, n as u64);
+    assert!(tx.gso().active);
 }
 
 #[test]
 fn a_reply_source_given_by_pktinfo_holds_for_every_segment() {
     // A wildcard-bound socket sends with IP_PKTINFO: the whole train leaves
     // from the address asked for.
-    let rx = bind("127.0.0.1:0", &UdpOptions::default()).unwrap();
     let tx = bind("0.0.0.0:0", &UdpOptions::default()).unwrap();
-    let src = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3));
-    let metas: Vec<_> = (0..6)
-        .map(|_| SendMeta {
-            src: Some(src),
-            ..SendMeta::new(80, rx.local_addr())
-        })
-        .collect();
-    let bufs: Vec<_> = (0..6).map(|i| datagram(i, 80)).collect();
-    send_all(&tx, &bufs, &metas);
-    let got = recv_n(&rx, 6);
-    check_payloads(&got, &[80; 6]);
-    for (_, m) in &got {
-        assert_eq!(m.src, SocketAddr::new(src, tx.local_addr().port()));
-    }
-    assert_eq!(tx.gso_segmented(), 6);
+    pktinfo_train(&tx, IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3)), 6, 80);
 }
 
 #[test]
 fn a_dual_stack_socket_sends_ipv4_trains() {
     // A wildcard [::] bind serves IPv4 peers too (v4-mapped): their replies
     // go down the IPv4 path, UDP_SEGMENT included.
-    let rx = bind("127.0.0.1:0", &UdpOptions::default()).unwrap();
     let Some(tx) = bind("[::]:0", &UdpOptions::default()) else {
         return;
     };
-    let src = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    let metas: Vec<_> = (0..12)
-        .map(|_| SendMeta {
-            src: Some(src),
-            ..SendMeta::new(120, rx.local_addr())
-        })
-        .collect();
-    let bufs: Vec<_> = (0..12).map(|i| datagram(i, 120)).collect();
-    send_all(&tx, &bufs, &metas);
-    let got = recv_n(&rx, 12);
-    check_payloads(&got, &[120; 12]);
-    for (_, m) in &got {
-        assert_eq!(m.src, SocketAddr::new(src, tx.local_addr().port()));
-        assert_eq!(m.ttl, Some(255));
-    }
-    assert_eq!(tx.gso_segmented(), 12);
-    assert!(tx.gso_active());
+    pktinfo_train(&tx, IpAddr::V4(Ipv4Addr::LOCALHOST), 12, 120);
 }

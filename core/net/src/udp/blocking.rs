@@ -77,21 +77,12 @@ impl BlockingUdpTransport {
         self.truncated.load(Ordering::Relaxed)
     }
 
-    /// Whether replies may still leave as UDP segmentation offload trains
-    /// ([`UdpOptions::gso`], and not refused by the kernel yet).
-    pub fn gso_active(&self) -> bool {
+    /// UDP segmentation offload on this transport's sends.
+    pub fn gso(&self) -> super::GsoState {
         #[cfg(target_os = "linux")]
-        return self.batch.gso();
+        return self.batch.gso_state();
         #[cfg(not(target_os = "linux"))]
-        false
-    }
-
-    /// Datagrams sent so far as segments of UDP segmentation offload trains.
-    pub fn gso_segmented(&self) -> u64 {
-        #[cfg(target_os = "linux")]
-        return self.batch.segmented();
-        #[cfg(not(target_os = "linux"))]
-        0
+        super::GsoState::default()
     }
 
     /// The std socket underneath.

@@ -285,14 +285,13 @@ impl Batch {
         Ok(sent)
     }
 
-    /// Whether datagrams may still leave as UDP_SEGMENT trains.
-    pub(super) fn gso(&self) -> bool {
-        self.gso.load(Ordering::Relaxed)
-    }
-
-    /// Datagrams sent so far as segments of UDP_SEGMENT trains.
-    pub(super) fn segmented(&self) -> u64 {
-        self.segmented.load(Ordering::Relaxed)
+    /// Whether datagrams may still leave as UDP_SEGMENT trains, and how
+    /// many have so far.
+    pub(super) fn gso_state(&self) -> super::GsoState {
+        super::GsoState {
+            active: self.gso.load(Ordering::Relaxed),
+            segmented: self.segmented.load(Ordering::Relaxed),
+        }
     }
 }
 
