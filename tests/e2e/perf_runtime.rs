@@ -242,3 +242,74 @@ fn replies_to_a_queued_burst_leave_in_gso_trains_and_arrive_whole_in_order() {
         }
     }
 }
+
+/// Two senders' requests queued alternately (A, B, A, B, …): the reflector
+/// regroups each batch's replies by peer (keeping each peer's order), so
+/// they still leave as trains; each sender gets all of its replies, whole
+/// and in order.
+#[test]
+fn interleaved_senders_still_get_trains_and_their_replies_in_order() {
+    use stamp_wire::{AuthMode, ReflectorPacket};
+    use std::net::UdpSocket;
+
+    const N: u32 = 150;
+    let r = Reflector::start(&[
+        "-S",
+        "127.0.0.1",
+        "--workers",
+        "1",
+        "--output-format",
+        "json",
+    ]);
+    let to: std::net::SocketAddr = format!("127.0.0.1:{}", r.port()).parse().unwrap();
+    let socks: Vec<UdpSocket> = (0..2)
+        .map(|_| {
+            let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+            nix::sys::socket::setsockopt(&s, nix::sys::socket::sockopt::RcvBuf, &(2 << 20))
+                .unwrap();
+            s
+        })
+        .collect();
+    let pid = r.pid().to_string();
+    let signal = |sig: &str| {
+        assert!(Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap()
+            .success());
+    };
+    signal("-STOP");
+    for seq in 0..N {
+        for s in &socks {
+            let mut v = vec![0u8; 44];
+            v[0..4].copy_from_slice(&seq.to_be_bytes());
+            s.send_to(&v, to).unwrap();
+        }
+    }
+    signal("-CONT");
+    let mut buf = [0u8; 2048];
+    for (k, s) in socks.iter().enumerate() {
+        for seq in 0..N {
+            let (n, _) = s
+                .recv_from(&mut buf)
+                .unwrap_or_else(|e| panic!("sender {k}: reply {seq}: {e}"));
+            assert_eq!(n, 44);
+            let p = ReflectorPacket::new_checked(&buf[..n], AuthMode::Open).unwrap();
+            assert_eq!(p.sender_sequence_number(), seq, "sender {k}: in order");
+        }
+    }
+    let (status, out, _) = r.interrupt();
+    assert!(status.success());
+    let summary = json_lines(&out)
+        .into_iter()
+        .find(|v| v["type"] == "reflector_summary")
+        .unwrap_or_else(|| panic!("no summary in {out}"));
+    assert_eq!(summary["reflected"], u64::from(2 * N), "{summary}");
+    let segmented = summary["gso_segmented"].as_u64().unwrap();
+    assert!(
+        segmented >= u64::from(N),
+        "only {segmented} of {} replies in trains: interleaved peers were not regrouped",
+        2 * N
+    );
+}

@@ -313,6 +313,8 @@ trait WorkerIo {
     fn truncated(&self) -> u64;
     /// Replies sent as segments of UDP segmentation offload trains.
     fn gso_segmented(&self) -> u64;
+    /// Replies may still leave as trains.
+    fn gso_active(&self) -> bool;
     /// The socket replies leave from.
     fn reply_fd(&self) -> std::os::fd::BorrowedFd<'_>;
 }
@@ -340,6 +342,9 @@ impl WorkerIo for BlockingUdpTransport {
     }
     fn gso_segmented(&self) -> u64 {
         BlockingUdpTransport::gso(self).segmented
+    }
+    fn gso_active(&self) -> bool {
+        BlockingUdpTransport::gso(self).active
     }
     fn reply_fd(&self) -> std::os::fd::BorrowedFd<'_> {
         use std::os::fd::AsFd;
@@ -409,6 +414,9 @@ mod raw_io {
         }
         fn gso_segmented(&self) -> u64 {
             self.t.reply_socket().gso().segmented
+        }
+        fn gso_active(&self) -> bool {
+            self.t.reply_socket().gso().active
         }
         fn reply_fd(&self) -> std::os::fd::BorrowedFd<'_> {
             use std::os::fd::AsFd;
@@ -612,6 +620,9 @@ fn reflect_batch<T: WorkerIo>(
             mark = t;
         }
     }
+    if transport.gso_active() {
+        group_by_peer(&mut tx_bufs[..tx_meta.len()], tx_meta, &mut follow.batch);
+    }
     let mut sent = 0;
     while sent < tx_meta.len() {
         match transport.send_batch(&tx_bufs[sent..], &tx_meta[sent..]) {
@@ -639,6 +650,30 @@ fn reflect_batch<T: WorkerIo>(
         if m.sessions_wanted() {
             m.publish_sessions(reflector.sessions());
         }
+    }
+}
+
+/// Put the replies of a batch that go to the same peer next to each other,
+/// so they can leave as one UDP segmentation offload train: a stable
+/// regrouping (replies to one peer keep their order; peers keep the order
+/// of their first reply). Every T3 of the batch was read before any reply
+/// leaves, so the order across peers changes nothing on the wire but the
+/// order of departures within this one system call. In place, no
+/// allocation; `follow` (one entry per reply) moves with its reply.
+fn group_by_peer<F>(bufs: &mut [Box<[u8]>], metas: &mut [SendMeta], follow: &mut [F]) {
+    let n = metas.len().min(bufs.len()).min(follow.len());
+    let mut i = 1;
+    while i < n {
+        let prev = metas[i - 1].dst;
+        if metas[i].dst != prev {
+            // The next reply to the same peer, further on: move it here.
+            if let Some(j) = (i + 1..n).find(|&j| metas[j].dst == prev) {
+                bufs[i..=j].rotate_right(1);
+                metas[i..=j].rotate_right(1);
+                follow[i..=j].rotate_right(1);
+            }
+        }
+        i += 1;
     }
 }
 
@@ -875,5 +910,46 @@ fn link_local(ip: std::net::IpAddr) -> bool {
     match ip {
         std::net::IpAddr::V6(a) => a.segments()[0] & 0xffc0 == 0xfe80,
         std::net::IpAddr::V4(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::group_by_peer;
+    use stamp_core::transport::SendMeta;
+    use std::net::SocketAddr;
+
+    #[test]
+    fn replies_to_one_peer_come_together_in_their_order() {
+        let a: SocketAddr = "192.0.2.1:1000".parse().unwrap();
+        let b: SocketAddr = "192.0.2.2:1000".parse().unwrap();
+        let c: SocketAddr = "[2001:db8::3]:1000".parse().unwrap();
+        let order = [a, b, a, c, b, a, c, a];
+        let mut metas: Vec<SendMeta> = order.iter().map(|d| SendMeta::new(44, *d)).collect();
+        let mut bufs: Vec<Box<[u8]>> = (0..8u8).map(|i| vec![i; 4].into_boxed_slice()).collect();
+        let mut follow: Vec<u8> = (0..8).collect();
+        group_by_peer(&mut bufs, &mut metas, &mut follow);
+        let dsts: Vec<SocketAddr> = metas.iter().map(|m| m.dst).collect();
+        assert_eq!(dsts, [a, a, a, a, b, b, c, c]);
+        // Each reply kept its buffer and its follow-up entry, and the
+        // replies to one peer their order.
+        let ids: Vec<u8> = bufs.iter().map(|b| b[0]).collect();
+        assert_eq!(ids, [0, 2, 5, 7, 1, 4, 3, 6]);
+        assert_eq!(follow, ids);
+    }
+
+    #[test]
+    fn an_already_grouped_batch_is_left_alone() {
+        let a: SocketAddr = "192.0.2.1:1000".parse().unwrap();
+        let b: SocketAddr = "192.0.2.1:1001".parse().unwrap();
+        let mut metas: Vec<SendMeta> = [a, a, b, b, b]
+            .iter()
+            .map(|d| SendMeta::new(44, *d))
+            .collect();
+        let mut bufs: Vec<Box<[u8]>> = (0..5u8).map(|i| vec![i; 4].into_boxed_slice()).collect();
+        let mut follow: Vec<u8> = (0..5).collect();
+        group_by_peer(&mut bufs, &mut metas, &mut follow);
+        assert_eq!(follow, [0, 1, 2, 3, 4]);
+        assert!(bufs.iter().enumerate().all(|(i, b)| b[0] == i as u8));
     }
 }
