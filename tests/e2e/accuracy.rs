@@ -171,7 +171,13 @@ fn loss_in_one_direction(forward: bool) {
     let net = if forward { 72 } else { 74 };
     let (a, b) = two_hosts(if forward { "lossf" } else { "lossb" }, net);
     let refl_addr = format!("10.{net}.0.2");
-    let refl = Reflector::start_in(&b, &["-S", &refl_addr, "--stateful-reflector"]);
+    // --gso off: a train of replies crosses the veth as one packet, and an
+    // nftables rule on the sender's host would drop or count it whole
+    // (doc/usage.md, `--gso`); this test needs the per-datagram view.
+    let refl = Reflector::start_in(
+        &b,
+        &["-S", &refl_addr, "--stateful-reflector", "--gso", "off"],
+    );
     let port = refl.port();
     // Forward: drop on the way into the reflector's host; backward: on the
     // way into the sender's host (an output-hook drop at the reflector would

@@ -313,3 +313,83 @@ fn interleaved_senders_still_get_trains_and_their_replies_in_order() {
         2 * N
     );
 }
+
+/// A path MTU below Ethernet's (loopback at 1300 in a namespace): the
+/// kernel refuses a train of 1400-octet replies; those are sent again one
+/// by one (fragmented, all delivered), and trains of small replies still
+/// go afterwards: the refusal lowers the train size, it does not end the
+/// offload.
+#[test]
+fn a_train_above_the_path_mtu_goes_singly_and_small_trains_continue() {
+    use stamp_tests::netns::{self, Netns};
+    use stamp_tests::{bin, run_command};
+    if !netns::require(&[]) {
+        return;
+    }
+    let ns = Netns::new("gsomtu");
+    ns.run(&["ip", "link", "set", "lo", "mtu", "1300"]);
+    let r = Reflector::start_in(
+        &ns,
+        &[
+            "-S",
+            "127.0.0.1",
+            "--workers",
+            "1",
+            "--output-format",
+            "json",
+        ],
+    );
+    let port = r.port();
+    let pid = r.pid().to_string();
+    let signal = |sig: &str| {
+        assert!(Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap()
+            .success());
+    };
+    // A burst of 40 requests queued while the reflector is stopped, so its
+    // replies leave as one batch.
+    let burst = |extra: &[&str]| {
+        let mut c = ns.cmd(bin("stamp-suite"));
+        c.args([
+            "-r",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-c",
+            "40",
+            "-d",
+            "1",
+            "-L",
+            "5",
+        ])
+        .args(extra);
+        signal("-STOP");
+        let sender = std::thread::spawn(move || run_command(&mut c, Duration::from_secs(30)));
+        std::thread::sleep(Duration::from_millis(300));
+        signal("-CONT");
+        let o = sender.join().unwrap();
+        count(&String::from_utf8_lossy(&o.stdout), "Packets received")
+    };
+    // 44 + 4 + 1352 = 1400 octets: above the 1300-octet MTU.
+    assert_eq!(
+        burst(&["--padding", "1352"]),
+        40,
+        "large replies, sent singly"
+    );
+    assert_eq!(burst(&[]), 40, "small replies");
+    let (status, out, _) = r.interrupt();
+    assert!(status.success());
+    let summary = json_lines(&out)
+        .into_iter()
+        .find(|v| v["type"] == "reflector_summary")
+        .unwrap_or_else(|| panic!("no summary in {out}"));
+    assert_eq!(summary["reflected"], 80, "{summary}");
+    assert_eq!(summary["send_errors"], 0, "{summary}");
+    let segmented = summary["gso_segmented"].as_u64().unwrap();
+    assert!(
+        (20..=40).contains(&segmented),
+        "{segmented}: the small replies should have left in trains, the large ones not"
+    );
+}

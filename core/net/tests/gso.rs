@@ -193,13 +193,13 @@ fn ipv6_trains_arrive_whole() {
 }
 
 #[test]
-fn a_refused_train_turns_the_offload_off_and_loses_nothing() {
+fn refused_trains_go_singly_then_the_offload_turns_off_and_nothing_is_lost() {
     let opts = UdpOptions::default();
     let rx = bind("127.0.0.1:0", &opts).unwrap();
     let tx = bind("127.0.0.1:0", &opts).unwrap();
     // socket(7) SO_NO_CHECK: no UDP checksum, with which the kernel refuses
-    // segmentation (EINVAL), as it does on a device without checksum
-    // offload (EIO).
+    // segmentation whatever the size (EINVAL, which it also gives for a
+    // segment above the path MTU).
     let one: libc::c_int = 1;
     // Safety: a valid socket and an int option.
     let rc = unsafe {
@@ -212,18 +212,26 @@ fn a_refused_train_turns_the_offload_off_and_loses_nothing() {
         )
     };
     assert_eq!(rc, 0);
-    let bufs: Vec<_> = (0..10).map(|i| datagram(i, 100)).collect();
-    let metas: Vec<_> = (0..10)
-        .map(|_| SendMeta::new(100, rx.local_addr()))
-        .collect();
-    send_all(&tx, &bufs, &metas);
-    check_payloads(&recv_n(&rx, 10), &[100; 10]);
-    assert!(!tx.gso().active, "the refusal switched the offload off");
-    assert_eq!(tx.gso().segmented, 0);
-    // And it stays off.
-    send_all(&tx, &bufs, &metas);
-    check_payloads(&recv_n(&rx, 10), &[100; 10]);
-    assert_eq!(tx.gso().segmented, 0);
+    let round = |size: usize| {
+        let bufs: Vec<_> = (0..10).map(|i| datagram(i, size)).collect();
+        let metas: Vec<_> = (0..10)
+            .map(|_| SendMeta::new(size, rx.local_addr()))
+            .collect();
+        send_all(&tx, &bufs, &metas);
+        check_payloads(&recv_n(&rx, 10), &[size; 10]);
+        tx.gso()
+    };
+    // Refused at 100 octets: these go singly, smaller trains are still tried.
+    assert!(round(100).active);
+    // 100 octets are no longer tried as a train (no new refusal).
+    assert!(round(100).active);
+    assert!(round(90).active, "second refusal");
+    assert!(round(80).active, "third refusal");
+    let g = round(70);
+    assert!(!g.active, "the fourth refusal switched the offload off");
+    assert_eq!(g.segmented, 0);
+    // And it stays off, for every size.
+    assert_eq!(round(40), g);
 }
 
 #[test]

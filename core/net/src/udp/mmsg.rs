@@ -18,7 +18,7 @@ use std::mem::size_of;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::os::fd::RawFd;
 use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use libc::{c_int, c_uint};
@@ -197,10 +197,18 @@ pub(super) struct Batch {
     /// timestamp request ([`SendMeta::tx_timestamp`]).
     tx_record: u32,
     /// Consecutive replies to one peer with the same size and control
-    /// messages leave as one UDP_SEGMENT (GSO) send. Cleared for good the
-    /// first time the kernel refuses one (no checksum offload on the route's
-    /// device, IPsec, a segment above the path MTU, an old kernel).
+    /// messages leave as one UDP_SEGMENT (GSO) send. Cleared for good when
+    /// the kernel refuses one for a reason no segment size avoids (EIO: no
+    /// checksum offload on the route's device, IPsec; ENOPROTOOPT,
+    /// EOPNOTSUPP: no support), or after [`GSO_MAX_REFUSALS`] refusals
+    /// over the size.
     gso: AtomicBool,
+    /// Largest segment still sent in trains: [`GSO_MAX_SEGMENT`], lowered
+    /// below a size the kernel refused (EMSGSIZE, EINVAL: a segment above
+    /// a path MTU lower than Ethernet's).
+    max_segment: AtomicUsize,
+    /// Refusals over the segment size so far.
+    refusals: AtomicUsize,
     /// Datagrams that left as segments of a UDP_SEGMENT message.
     segmented: AtomicU64,
     recv: Mutex<RecvSlots>,
@@ -224,6 +232,8 @@ impl Batch {
             fixed_dst,
             tx_record,
             gso: AtomicBool::new(gso),
+            max_segment: AtomicUsize::new(GSO_MAX_SEGMENT),
+            refusals: AtomicUsize::new(0),
             segmented: AtomicU64::new(0),
             recv: Mutex::new(RecvSlots::with_slots(INITIAL_SLOTS)),
             send: Mutex::new(SendSlots::with_slots(INITIAL_SLOTS)),
@@ -263,16 +273,34 @@ impl Batch {
             v6_socket: self.v6_socket,
             fixed_src: self.fixed_dst,
             tx_record: self.tx_record,
-            gso: self.gso.load(Ordering::Relaxed),
+            max_segment: if self.gso.load(Ordering::Relaxed) {
+                self.max_segment.load(Ordering::Relaxed)
+            } else {
+                0
+            },
         };
         let mut slots = lock(&self.send);
         let sent = match slots.send(fd, how, bufs, metas) {
-            Err(SendError { error, gso: true }) if gso_refused(&error) => {
-                // The first message was a segmented one and the kernel said
-                // no to segmentation itself: send one by one from now on.
-                self.gso.store(false, Ordering::Relaxed);
-                tracing::info!(%error, "UDP segmentation offload refused: one datagram per message from now on");
-                how.gso = false;
+            Err(SendError {
+                error,
+                segment: Some(size),
+            }) if gso_refused(&error) => {
+                // The first message was a train and the kernel refused the
+                // segmentation itself. Over the size (a path MTU below
+                // Ethernet's): trains of this size and more go one by
+                // one. Otherwise, or after a few such refusals: one by
+                // one from now on. Either way this call's datagrams are
+                // sent again, singly.
+                let over_size = matches!(error.raw_os_error(), Some(libc::EMSGSIZE | libc::EINVAL));
+                let refusals = self.refusals.fetch_add(1, Ordering::Relaxed) + 1;
+                if over_size && refusals < GSO_MAX_REFUSALS && size > 1 {
+                    self.max_segment.fetch_min(size - 1, Ordering::Relaxed);
+                    tracing::info!(%error, size, "UDP segmentation offload refused for this segment size: larger replies go one by one");
+                } else {
+                    self.gso.store(false, Ordering::Relaxed);
+                    tracing::info!(%error, "UDP segmentation offload refused: one datagram per message from now on");
+                }
+                how.max_segment = 0;
                 slots.send(fd, how, bufs, metas)
             }
             r => r,
@@ -306,16 +334,23 @@ fn gso_refused(e: &io::Error) -> bool {
     )
 }
 
-/// A failed send: the error, and whether the message it failed on was a
-/// segmented (GSO) one.
+/// Refusals over the segment size after which trains stop altogether (a
+/// socket the kernel refuses whatever the size, e.g. with SO_NO_CHECK).
+const GSO_MAX_REFUSALS: usize = 4;
+
+/// A failed send: the error, and the segment size when the message it
+/// failed on was a train.
 struct SendError {
     error: io::Error,
-    gso: bool,
+    segment: Option<usize>,
 }
 
 impl From<io::Error> for SendError {
     fn from(error: io::Error) -> Self {
-        SendError { error, gso: false }
+        SendError {
+            error,
+            segment: None,
+        }
     }
 }
 
@@ -324,10 +359,16 @@ impl From<io::Error> for SendError {
 /// asked for (the kernel stamps only the last segment), the same length
 /// (the last may be shorter), at most GSO_MAX_SEGMENTS and GSO_MAX_PAYLOAD
 /// in all. 1 means: send it alone.
-fn gso_run(bufs: &[Box<[u8]>], metas: &[SendMeta], start: usize, end: usize) -> usize {
+fn gso_run(
+    bufs: &[Box<[u8]>],
+    metas: &[SendMeta],
+    start: usize,
+    end: usize,
+    max_segment: usize,
+) -> usize {
     let first = &metas[start];
     let size = first.len;
-    if first.tx_timestamp || size == 0 || size > GSO_MAX_SEGMENT || bufs[start].len() < size {
+    if first.tx_timestamp || size == 0 || size > max_segment || bufs[start].len() < size {
         return 1;
     }
     let mut k = 1;
@@ -362,7 +403,8 @@ struct SendHow {
     v6_socket: bool,
     fixed_src: Option<IpAddr>,
     tx_record: u32,
-    gso: bool,
+    /// Largest segment of a train; 0 = no trains.
+    max_segment: usize,
 }
 
 /// What the socket's bind says about every datagram it receives.
@@ -548,8 +590,8 @@ impl SendSlots {
         // the first, its error is the result.
         let (mut msgs, mut next) = (0, 0);
         while next < n {
-            let k = if how.gso {
-                gso_run(bufs, metas, next, n)
+            let k = if how.max_segment > 0 {
+                gso_run(bufs, metas, next, n, how.max_segment)
             } else {
                 1
             };
@@ -570,8 +612,8 @@ impl SendSlots {
         let rc = unsafe { libc::sendmmsg(fd, self.hdrs.as_mut_ptr(), msgs as c_uint, 0) };
         if rc < 0 {
             let error = io::Error::last_os_error();
-            let gso = self.first[1] - self.first[0] > 1;
-            return Err(SendError { error, gso });
+            let segment = (self.first[1] - self.first[0] > 1).then(|| metas[self.first[0]].len);
+            return Err(SendError { error, segment });
         }
         let rc = rc as usize;
         self.segmented = (0..rc)
