@@ -365,8 +365,11 @@ fn snmpwalk_reads_the_reflector_and_sender_and_survives_a_master_restart() {
     let rows = sessions(&m);
     assert_eq!(rows.len(), 2, "{rows:?}");
     let mut by_ssid: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
+    // Row index -> (sender port, SSID): the same session must keep its row.
+    let first_rows: BTreeMap<u64, (u64, u64)> =
+        rows.iter().map(|(i, r)| (*i, (r.1, r.2))).collect();
     for (idx, (addr, sport, ssid, rx, tx, idle)) in &rows {
-        assert!(*idx == 1 || *idx == 2);
+        assert!((1..=u64::from(u32::MAX)).contains(idx));
         assert_eq!(addr, "127.0.0.1");
         assert!(*sport > 0);
         assert!(*idle < 3000, "last seen {idle} ticks ago");
@@ -401,11 +404,21 @@ fn snmpwalk_reads_the_reflector_and_sender_and_survives_a_master_restart() {
         get(&named, "STAMP-SUITE-MIB::stampReflConfigStateful.0"),
         "INTEGER: true(1)"
     );
+    let (one, two): (Vec<u64>, Vec<u64>) = (
+        first_rows.keys().copied().take(1).collect(),
+        first_rows.keys().copied().skip(1).collect(),
+    );
     assert_eq!(
-        get(&named, "STAMP-SUITE-MIB::stampReflSessionAddress.1"),
+        get(
+            &named,
+            &format!("STAMP-SUITE-MIB::stampReflSessionAddress.{}", one[0])
+        ),
         "STRING: 127.0.0.1"
     );
-    assert!(named.contains_key("STAMP-SUITE-MIB::stampReflSessionLastSeen.2"));
+    assert!(named.contains_key(&format!(
+        "STAMP-SUITE-MIB::stampReflSessionLastSeen.{}",
+        two[0]
+    )));
 
     // The master restarts (killed: its socket file stays behind); traffic
     // meanwhile; the sub-agent registers again and the walk shows it.
@@ -422,9 +435,18 @@ fn snmpwalk_reads_the_reflector_and_sender_and_survives_a_master_restart() {
     assert_eq!(num(get(&m, &refl("2.2.0"))), 100);
     // A new sender process has a new source port: a third session.
     assert_eq!(get(&m, &refl("2.14.0")), "Gauge32: 3", "active sessions");
-    let mut by_ssid: Vec<(u64, u64)> = sessions(&m).values().map(|r| (r.2, r.3)).collect();
+    let rows = sessions(&m);
+    let mut by_ssid: Vec<(u64, u64)> = rows.values().map(|r| (r.2, r.3)).collect();
     by_ssid.sort();
     assert_eq!(by_ssid, vec![(7, 20), (7, 50), (9, 30)]);
+    // The two sessions of the first walk are still on their rows, after a
+    // new session and a restart of the master; the new one has its own.
+    for (idx, (sport, ssid)) in &first_rows {
+        let r = rows
+            .get(idx)
+            .unwrap_or_else(|| panic!("row {idx} gone: {rows:?}"));
+        assert_eq!((r.1, r.2), (*sport, *ssid), "row {idx} changed hands");
+    }
     assert!(
         r.stderr_lines()
             .iter()

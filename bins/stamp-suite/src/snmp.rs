@@ -159,13 +159,44 @@ fn reflector_counters(m: &ReflectorMetrics) -> Vec<(Oid, Value)> {
 }
 
 /// stampReflSessionTable (root.1.1.3.1.column.index).
+/// stampReflSessionIndex of a session: a fixed hash (FNV-1a) of its
+/// sender's address, port and SSID, in 1..=2^32-1, so a session keeps its
+/// row from walk to walk and across restarts of the master or the
+/// reflector; the rare collision takes the next free number (in address
+/// order, so the same set of sessions always gets the same numbers).
+fn row_index(r: &crate::metrics::SessionRow) -> u32 {
+    let ip = match r.peer.ip() {
+        std::net::IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
+        std::net::IpAddr::V6(a) => a.octets(),
+    };
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in ip
+        .iter()
+        .chain(&r.peer.port().to_be_bytes())
+        .chain(&r.ssid.to_be_bytes())
+    {
+        h = (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    (h % u64::from(u32::MAX)) as u32 + 1
+}
+
 fn session_table(m: &ReflectorMetrics) -> Vec<(Oid, Value)> {
-    let mut rows = m.session_rows(SESSION_WAIT);
+    session_rows_table(m.session_rows(SESSION_WAIT), Instant::now())
+}
+
+/// The stampReflSessionTable instances of `rows` as of `now`.
+fn session_rows_table(
+    mut rows: Vec<crate::metrics::SessionRow>,
+    now: Instant,
+) -> Vec<(Oid, Value)> {
     rows.sort_by_key(|r| (r.peer.ip(), r.peer.port(), r.ssid));
-    let now = Instant::now();
     let mut out = Vec::with_capacity(rows.len() * 6);
-    for (i, r) in rows.iter().enumerate() {
-        let idx = u32c(i as u64 + 1);
+    let mut used = std::collections::HashSet::with_capacity(rows.len());
+    for r in &rows {
+        let mut idx = row_index(r);
+        while !used.insert(idx) {
+            idx = idx % u32::MAX + 1;
+        }
         let col = |c: u32, v: Value| (oid(&[1, 1, 3, 1, c, idx]), v);
         let idle = now.saturating_duration_since(r.last_seen);
         out.push(col(
@@ -231,4 +262,54 @@ pub fn start_sender(
         out
     };
     start(s, oid(&[1, 2]), "stamp-suite Session-Sender", provider)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{oid, session_rows_table};
+    use crate::metrics::SessionRow;
+    use stamp_snmp::Value;
+    use std::time::Instant;
+
+    fn row(peer: &str, ssid: u16, now: Instant) -> SessionRow {
+        SessionRow {
+            peer: peer.parse().unwrap(),
+            ssid,
+            rx: 1,
+            tx: 1,
+            last_seen: now,
+        }
+    }
+
+    /// Row index -> SSID column, from the table's SSID column (4).
+    fn index_of(table: &[(stamp_snmp::Oid, Value)], ssid: u16) -> u32 {
+        let prefix = oid(&[1, 1, 3, 1, 4]);
+        table
+            .iter()
+            .find(|(o, v)| o.starts_with(&prefix) && *v == Value::Gauge32(u32::from(ssid)))
+            .map(|(o, _)| *o.last().unwrap())
+            .unwrap()
+    }
+
+    #[test]
+    fn a_session_keeps_its_row_when_others_come_and_go() {
+        let now = Instant::now();
+        let before = session_rows_table(
+            vec![
+                row("192.0.2.1:40000", 7, now),
+                row("[2001:db8::1]:5000", 9, now),
+            ],
+            now,
+        );
+        // A new session that sorts first, and one of the old ones gone.
+        let after = session_rows_table(
+            vec![row("192.0.2.1:1", 3, now), row("192.0.2.1:40000", 7, now)],
+            now,
+        );
+        assert_eq!(index_of(&before, 7), index_of(&after, 7));
+        assert_ne!(index_of(&after, 3), index_of(&after, 7));
+        // Six columns per row, every index in 1..=2^32-1.
+        assert_eq!(after.len(), 12);
+        assert!(after.iter().all(|(o, _)| *o.last().unwrap() >= 1));
+    }
 }
