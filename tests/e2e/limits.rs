@@ -340,3 +340,75 @@ fn a_bad_session_spec_is_refused_in_one_line_naming_it() {
         "{e}"
     );
 }
+
+/// With several workers, `--max-pps` still limits a source as a whole: the
+/// kernel steers all of a source's requests to one worker, whatever its
+/// port (each of 8 ports would otherwise land on any of the 4 workers, and
+/// each worker's bucket would let its own burst through).
+#[test]
+fn per_source_limit_holds_across_workers_for_a_source_with_many_ports() {
+    let r = Reflector::start(&[
+        "-S",
+        "0.0.0.0",
+        "--workers",
+        "4",
+        "--max-pps",
+        "2",
+        "--reflector-rate-burst",
+        "5",
+        "--output-format",
+        "json",
+    ]);
+    let to: SocketAddr = ([127, 0, 0, 1], r.addr.port()).into();
+    let socks: Vec<UdpSocket> = (0..16)
+        .map(|i| socket(if i % 2 == 0 { "127.0.0.1" } else { "127.0.0.2" }))
+        .collect();
+    let (got, took) = blast(&socks, to, 10, Duration::from_millis(500));
+    assert!(took < 1.0, "sending took {took} s");
+    for (name, parity) in [("127.0.0.1", 0), ("127.0.0.2", 1)] {
+        let total: u64 = got.iter().skip(parity).step_by(2).sum();
+        // The burst of 5, and maybe one or two from the 2 pps refill; with
+        // per-worker buckets up to 4 x 5.
+        assert!(
+            (5..=7).contains(&total),
+            "{name}: {total} replies ({got:?})"
+        );
+    }
+    let (_, out, _) = r.interrupt();
+    let sum = json_lines(&out).pop().expect("summary");
+    let reflected = sum["reflected"].as_u64().unwrap();
+    assert_eq!(reflected, got.iter().sum::<u64>(), "{sum}");
+    assert_eq!(
+        sum["dropped_rate_limited"].as_u64().unwrap(),
+        160 - reflected
+    );
+}
+
+/// The same over IPv6: the source is the /64, steered as one.
+#[test]
+fn per_source_limit_holds_across_workers_over_ipv6() {
+    if UdpSocket::bind("[::1]:0").is_err() {
+        eprintln!("skipping: no IPv6 loopback");
+        return;
+    }
+    let r = Reflector::start(&[
+        "-S",
+        "::1",
+        "--workers",
+        "4",
+        "--max-pps",
+        "2",
+        "--reflector-rate-burst",
+        "5",
+        "--output-format",
+        "json",
+    ]);
+    let socks: Vec<UdpSocket> = (0..8).map(|_| socket("::1")).collect();
+    let (got, took) = blast(&socks, r.addr, 10, Duration::from_millis(500));
+    assert!(took < 1.0, "sending took {took} s");
+    let total: u64 = got.iter().sum();
+    assert!((5..=7).contains(&total), "{total} replies ({got:?})");
+    let (_, out, _) = r.interrupt();
+    let sum = json_lines(&out).pop().expect("summary");
+    assert_eq!(sum["dropped_rate_limited"].as_u64().unwrap(), 80 - total);
+}

@@ -68,6 +68,9 @@ struct WorkerSpec {
     clock_overrides: ClockOverrides,
     /// Shared counters for the metrics endpoint (`--metrics`).
     metrics: Option<Arc<ReflectorMetrics>>,
+    /// With `--max-pps` and several workers: steer each source to one
+    /// worker (of this many), so its rate is limited in one place.
+    steer: Option<u32>,
 }
 
 /// Number of workers: `--workers`, else one per CPU.
@@ -152,6 +155,8 @@ pub async fn run(s: &Settings, registry: Registry) -> Result<ExitCode, String> {
             multiplier: s.error_multiplier,
         },
         metrics,
+        steer: (s.max_pps.is_some() && workers > 1)
+            .then(|| u32::try_from(workers).unwrap_or(u32::MAX)),
     };
     let shutdown_rx = crate::shutdown::signal();
     // Workers stop when either Ctrl-C arrives or this driver gives up.
@@ -275,6 +280,9 @@ fn worker(
     match spec.transport {
         TransportKind::Udp => {
             let t = BlockingUdpTransport::bind(addr, &spec.opts, WAKE_EVERY);
+            if let (Ok(t), Some(n), 0) = (&t, spec.steer, id) {
+                steer(t, n);
+            }
             run_worker(id, t, spec, ready, go, stop)
         }
         TransportKind::Raw => {
@@ -291,6 +299,27 @@ fn worker(
             }
         }
     }
+}
+
+/// `--max-pps` with several workers: the kernel hands all of a source's
+/// requests to one worker (SO_REUSEPORT program on the group, attached
+/// through the first socket), so the per-source limit holds for the
+/// process, not per worker. Where the kernel refuses, the limit stays per
+/// worker, as without steering.
+fn steer(t: &BlockingUdpTransport, workers: u32) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsFd;
+        match stamp_net::bpf::steer_by_source(t.socket().as_fd(), workers) {
+            Ok(()) => tracing::debug!(workers, "requests steered to workers by source"),
+            Err(error) => tracing::warn!(
+                %error,
+                "cannot steer sources to workers: --max-pps holds per worker"
+            ),
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (t, workers);
 }
 
 /// What a worker needs from its transport: blocking batches with a wake-up

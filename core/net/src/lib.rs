@@ -19,6 +19,8 @@
 #![allow(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(target_os = "linux")]
+pub mod bpf;
 pub mod clock;
 pub mod exthdr;
 #[cfg(target_os = "linux")]

@@ -58,6 +58,7 @@ use stamp_core::clock::{TimestampSource, UnixNanos};
 use stamp_core::transport::{RecvMeta, SendMeta, Transport, TransportCapabilities};
 use tokio::io::unix::AsyncFd;
 
+use crate::bpf::{attach, insn};
 use crate::plain::{zeroed, Plain};
 use crate::udp::{UdpOptions, UdpTransport};
 
@@ -130,7 +131,11 @@ impl RawTransport {
         let timestamps =
             set_int_option(rx.as_fd(), libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, 1).is_ok();
         // Only incoming unicast IPv6, and IPv4 UDP to our port, wake us up.
-        attach(rx.as_fd(), &port_filter(local.port()))?;
+        attach(
+            rx.as_fd(),
+            libc::SO_ATTACH_FILTER,
+            &port_filter(local.port()),
+        )?;
         // What queued before the filter was attached (the socket receives
         // from its creation on) passed no filter: drop it. The reflector
         // has not announced itself yet, so no request is lost.
@@ -479,16 +484,6 @@ fn set_int_option(fd: BorrowedFd<'_>, level: i32, name: i32, v: libc::c_int) -> 
     Ok(())
 }
 
-/// One classic BPF instruction.
-fn insn(code: u32, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
-    libc::sock_filter {
-        code: code as u16,
-        jt,
-        jf,
-        k,
-    }
-}
-
 /// The packet socket's kernel filter (filter.txt, "Linux Socket
 /// Filtering"): keep `PACKET_HOST` packets that are IPv6 (any: the UDP
 /// header's place depends on the extension headers, user space checks it)
@@ -526,31 +521,11 @@ fn port_filter(port: u16) -> Vec<libc::sock_filter> {
 /// Attach a classic BPF program that accepts nothing (one instruction:
 /// `ret #0`) to `fd`.
 fn drop_everything(fd: BorrowedFd<'_>) -> io::Result<()> {
-    attach(fd, &[insn(libc::BPF_RET | libc::BPF_K, 0, 0, 0)])
-}
-
-/// Attach the classic BPF program `prog` to `fd` (SO_ATTACH_FILTER,
-/// socket(7)).
-fn attach(fd: BorrowedFd<'_>, prog: &[libc::sock_filter]) -> io::Result<()> {
-    let fprog = libc::sock_fprog {
-        len: u16::try_from(prog.len()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?,
-        filter: prog.as_ptr().cast_mut(),
-    };
-    // Safety: `fprog` points at `prog`, which outlives the call; the kernel
-    // only reads the program, copying it before returning.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_ATTACH_FILTER,
-            std::ptr::addr_of!(fprog).cast(),
-            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    attach(
+        fd,
+        libc::SO_ATTACH_FILTER,
+        &[insn(libc::BPF_RET | libc::BPF_K, 0, 0, 0)],
+    )
 }
 
 impl Transport for RawTransport {
