@@ -324,3 +324,79 @@ fn raw_transport_without_cap_net_raw_fails_with_one_line() {
     assert_eq!(lines.len(), 1, "{err}");
     assert!(lines[0].contains("CAP_NET_RAW"), "{err}");
 }
+
+/// Requests must fit the path MTU (the draft's MTU rule): with loopback at
+/// 1280 octets, a request that would be too long loses its Reflected IPv6
+/// Extension Header TLV first, then its Reflected Fixed Header TLV, each
+/// with one warning; one still too long after that is sent (fragmented)
+/// with a warning. Every request is answered either way.
+#[test]
+fn requests_shed_header_tlvs_to_fit_the_path_mtu() {
+    if !netns::require(&["ip"]) {
+        return;
+    }
+    let ns = Netns::new("xmtu");
+    ns.run(&["ip", "link", "set", "lo", "mtu", "1280"]);
+    let refl = Reflector::start_in(&ns, &["-S", "::1"]);
+    let port = refl.addr.port();
+    let header_tlvs = ["--reflected-fixed-hdr", "--reflected-ipv6-ext-hdr"];
+    let names = |out: &Output| -> Vec<String> {
+        let lines = json_lines(&String::from_utf8_lossy(&out.stdout));
+        let p = lines
+            .iter()
+            .find(|v| v["type"] == "packet" && v["status"] == "received")
+            .expect("a received packet");
+        p["tlvs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // 44 + (4 + 1100) padding + 44 fixed header + 12 extension header =
+    // 1204: fits the 1232 octets of UDP payload.
+    let fits = send(
+        &ns,
+        "::1",
+        port,
+        &[&header_tlvs[..], &["--padding", "1100"]].concat(),
+    );
+    let err = String::from_utf8_lossy(&fits.stderr);
+    assert!(!err.contains("does not fit"), "{err}");
+    let n = names(&fits);
+    assert!(
+        n.iter().any(|t| t == "fixed-hdr") && n.iter().any(|t| t == "ext-hdr"),
+        "{n:?}"
+    );
+    // With 1150 octets of padding: 1254, then 1242 without the extension
+    // header TLV, then 1198 without the fixed header TLV.
+    let shed = send(
+        &ns,
+        "::1",
+        port,
+        &[&header_tlvs[..], &["--padding", "1150"]].concat(),
+    );
+    let err = String::from_utf8_lossy(&shed.stderr);
+    let warnings: Vec<&str> = err.lines().filter(|l| l.contains("does not fit")).collect();
+    assert_eq!(warnings.len(), 2, "{err}");
+    assert!(warnings[0].contains("reflected-ipv6-ext-header"), "{err}");
+    assert!(warnings[1].contains("reflected-fixed-header"), "{err}");
+    assert!(!err.contains("fragmented"), "{err}");
+    let n = names(&shed);
+    assert!(
+        !n.iter().any(|t| t == "fixed-hdr" || t == "ext-hdr"),
+        "{n:?}"
+    );
+    // Too long even without them: sent fragmented, said so, answered.
+    let big = send(&ns, "::1", port, &["--padding", "1250"]);
+    let err = String::from_utf8_lossy(&big.stderr);
+    assert!(err.contains("will be fragmented"), "{err}");
+    for out in [&fits, &shed, &big] {
+        let lines = json_lines(&String::from_utf8_lossy(&out.stdout));
+        let summary = lines
+            .iter()
+            .find(|v| v["type"] == "summary")
+            .expect("summary");
+        assert_eq!(summary["received"], 5, "{summary}");
+    }
+}

@@ -68,3 +68,66 @@ pub fn order_templates(
     }
     templates
 }
+
+/// draft-ietf-ippm-stamp-ext-hdr: requests (and so replies, which keep
+/// their size) MUST fit the MTU, dropping the optional header TLVs first.
+/// When a request toward `target` would not fit the MTU of the route to it,
+/// the Reflected IPv6 Extension Header Data TLVs go first (the last one
+/// first), then the Reflected Fixed Header Data TLV, each with one warning
+/// line; what still does not fit is sent anyway (fragmented) after a
+/// warning. An unknown MTU (no route yet) leaves the request as it is.
+pub fn fit_path_mtu(
+    registry: &stamp_core::Registry,
+    config: &stamp_core::sender::SenderConfig,
+    mut templates: Vec<stamp_core::TlvTemplate>,
+    target: SocketAddr,
+    dest_opt_len: Option<u16>,
+) -> Result<Vec<stamp_core::TlvTemplate>, String> {
+    #[cfg(target_os = "linux")]
+    let mtu = stamp_net::exthdr::path_mtu(target).ok();
+    #[cfg(not(target_os = "linux"))]
+    let mtu: Option<usize> = None;
+    let Some(mtu) = mtu else {
+        return Ok(templates);
+    };
+    // IP and UDP headers, and the sender's own Destination Options header.
+    let headers = if target.ip().to_canonical().is_ipv6() {
+        40 + 8 + usize::from(dest_opt_len.unwrap_or(0))
+    } else {
+        20 + 8
+    };
+    let room = mtu.saturating_sub(headers);
+    let len = |t: &[stamp_core::TlvTemplate]| {
+        stamp_core::sender::SenderSession::new(config.clone(), registry.clone(), t.to_vec())
+            .map(|s| s.packet_len())
+    };
+    let mut request = len(&templates)?;
+    for name in ["reflected-ipv6-ext-header", "reflected-fixed-header"] {
+        let Some(code) = registry.code_of(name) else {
+            continue;
+        };
+        while request > room {
+            let Some(at) = templates.iter().rposition(|t| t.tlv_type == code) else {
+                break;
+            };
+            let dropped = templates.remove(at);
+            let before = request;
+            request = len(&templates)?;
+            tracing::warn!(
+                %target,
+                mtu,
+                tlv = name,
+                "a {before}-octet request does not fit the path MTU: the {}-octet {name} TLV is left out",
+                dropped.value.len() + 4
+            );
+        }
+    }
+    if request > room {
+        tracing::warn!(
+            %target,
+            mtu,
+            "requests of {request} octets exceed the path MTU ({room} octets of UDP payload): they will be fragmented"
+        );
+    }
+    Ok(templates)
+}

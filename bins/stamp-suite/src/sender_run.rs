@@ -148,6 +148,13 @@ pub async fn run(s: &Settings, registry: Registry) -> Result<ExitCode, String> {
         let opts = crate::sender_ext::target_options(&s.tlv_options, target);
         let templates = request_templates(&registry, &opts)?;
         let templates = crate::sender_ext::order_templates(&registry, templates);
+        let templates = crate::sender_ext::fit_path_mtu(
+            &registry,
+            &config,
+            templates,
+            target,
+            plan.dest_opt_len,
+        )?;
         let session = SenderSession::new(config.clone(), registry.clone(), templates.clone())?;
         let (plan, clock, shutdown) = (plan.clone(), clock.clone(), shutdown.clone());
         let metrics = metrics.as_ref().map(|m| m.target(i));

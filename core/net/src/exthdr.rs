@@ -165,6 +165,47 @@ fn set_rthdr(fd: BorrowedFd<'_>, srh: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// The MTU of the route toward `target` (IP_MTU / IPV6_MTU, ip(7) and
+/// ipv6(7), read from a UDP socket connected to it; nothing is sent): the
+/// sender checks that its requests fit (draft-ietf-ippm-stamp-ext-hdr:
+/// requests and replies MUST fit the MTU).
+#[cfg(target_os = "linux")]
+pub fn path_mtu(target: std::net::SocketAddr) -> io::Result<usize> {
+    let target = std::net::SocketAddr::new(target.ip().to_canonical(), target.port());
+    let (local, level, option): (std::net::SocketAddr, _, _) = if target.is_ipv6() {
+        (
+            (Ipv6Addr::UNSPECIFIED, 0).into(),
+            libc::IPPROTO_IPV6,
+            libc::IPV6_MTU,
+        )
+    } else {
+        (
+            (std::net::Ipv4Addr::UNSPECIFIED, 0).into(),
+            libc::IPPROTO_IP,
+            libc::IP_MTU,
+        )
+    };
+    let socket = std::net::UdpSocket::bind(local)?;
+    socket.connect(target)?;
+    let mut mtu: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // Safety: a valid, connected socket, and an int with its length for the
+    // kernel to write into.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            level,
+            option,
+            std::ptr::from_mut(&mut mtu).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    usize::try_from(mtu).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
