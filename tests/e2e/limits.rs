@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
-use stamp_tests::{json_lines, Reflector};
+use stamp_tests::{json_lines, json_record, Reflector};
 use stamp_wire::{AuthMode, ReflectorPacket};
 
 fn free_addr() -> String {
@@ -292,10 +292,7 @@ fn only_provisioned_sessions_are_answered() {
     }
     let (status, out, _) = r.interrupt();
     assert!(status.success());
-    let sum = json_lines(&out)
-        .into_iter()
-        .find(|v| v["type"] == "reflector_summary")
-        .unwrap_or_else(|| panic!("no summary in {out}"));
+    let sum = json_record(&out, "reflector_summary");
     assert_eq!(sum["reflected"], 3, "{sum}");
     assert_eq!(sum["dropped_not_provisioned"], 6, "{sum}");
     assert_eq!(sum["dropped"], 6, "{sum}");
@@ -341,15 +338,11 @@ fn a_bad_session_spec_is_refused_in_one_line_naming_it() {
     );
 }
 
-/// With several workers, `--max-pps` still limits a source as a whole: the
-/// kernel steers all of a source's requests to one worker, whatever its
-/// port (each of 8 ports would otherwise land on any of the 4 workers, and
-/// each worker's bucket would let its own burst through).
-#[test]
-fn per_source_limit_holds_across_workers_for_a_source_with_many_ports() {
-    let r = Reflector::start(&[
+/// A reflector bound to `bind` with 4 workers and `--max-pps 2` (burst 5).
+fn four_limited_workers(bind: &str) -> Reflector {
+    Reflector::start(&[
         "-S",
-        "0.0.0.0",
+        bind,
         "--workers",
         "4",
         "--max-pps",
@@ -358,7 +351,16 @@ fn per_source_limit_holds_across_workers_for_a_source_with_many_ports() {
         "5",
         "--output-format",
         "json",
-    ]);
+    ])
+}
+
+/// With several workers, `--max-pps` still limits a source as a whole: the
+/// kernel steers all of a source's requests to one worker, whatever its
+/// port (each of 8 ports would otherwise land on any of the 4 workers, and
+/// each worker's bucket would let its own burst through).
+#[test]
+fn per_source_limit_holds_across_workers_for_a_source_with_many_ports() {
+    let r = four_limited_workers("0.0.0.0");
     let to: SocketAddr = ([127, 0, 0, 1], r.addr.port()).into();
     let socks: Vec<UdpSocket> = (0..16)
         .map(|i| socket(if i % 2 == 0 { "127.0.0.1" } else { "127.0.0.2" }))
@@ -391,18 +393,7 @@ fn per_source_limit_holds_across_workers_over_ipv6() {
         eprintln!("skipping: no IPv6 loopback");
         return;
     }
-    let r = Reflector::start(&[
-        "-S",
-        "::1",
-        "--workers",
-        "4",
-        "--max-pps",
-        "2",
-        "--reflector-rate-burst",
-        "5",
-        "--output-format",
-        "json",
-    ]);
+    let r = four_limited_workers("::1");
     let socks: Vec<UdpSocket> = (0..8).map(|_| socket("::1")).collect();
     let (got, took) = blast(&socks, r.addr, 10, Duration::from_millis(500));
     assert!(took < 1.0, "sending took {took} s");

@@ -7,7 +7,7 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use stamp_tests::{bin, count, cpu_ticks, json_lines, sender, Reflector};
+use stamp_tests::{bin, count, cpu_ticks, json_record, sender, Reflector};
 
 /// Names of the threads of `pid` (/proc/PID/task/*/comm).
 fn thread_names(pid: u32) -> Vec<String> {
@@ -61,10 +61,7 @@ fn two_workers_answer_every_packet_of_several_senders_and_merge_counters() {
     let (status, out, took) = r.interrupt();
     assert!(status.success(), "{status:?}");
     assert!(took < Duration::from_secs(1), "{took:?}");
-    let summary = json_lines(&out)
-        .into_iter()
-        .find(|v| v["type"] == "reflector_summary")
-        .unwrap_or_else(|| panic!("no summary in {out}"));
+    let summary = json_record(&out, "reflector_summary");
     assert_eq!(summary["received"], 400, "{summary}");
     assert_eq!(summary["reflected"], 400, "{summary}");
     assert_eq!(summary["sessions_created"], 4, "{summary}");
@@ -190,21 +187,13 @@ fn replies_to_a_queued_burst_leave_in_gso_trains_and_arrive_whole_in_order() {
         // reader on the default 208 KiB buffer (as they would one by one
         // from a faster reflector).
         nix::sys::socket::setsockopt(&sock, nix::sys::socket::sockopt::RcvBuf, &(2 << 20)).unwrap();
-        let pid = r.pid().to_string();
-        let signal = |sig: &str| {
-            assert!(Command::new("kill")
-                .args([sig, &pid])
-                .status()
-                .unwrap()
-                .success());
-        };
-        signal("-STOP");
+        r.signal("STOP");
         for seq in 0..N {
             let mut v = vec![0u8; 44];
             v[0..4].copy_from_slice(&seq.to_be_bytes());
             sock.send_to(&v, to).unwrap();
         }
-        signal("-CONT");
+        r.signal("CONT");
         let mut buf = [0u8; 2048];
         for seq in 0..N {
             let (n, from) = sock
@@ -225,10 +214,7 @@ fn replies_to_a_queued_burst_leave_in_gso_trains_and_arrive_whole_in_order() {
         }
         let (status, out, _) = r.interrupt();
         assert!(status.success());
-        let summary = json_lines(&out)
-            .into_iter()
-            .find(|v| v["type"] == "reflector_summary")
-            .unwrap_or_else(|| panic!("no summary in {out}"));
+        let summary = json_record(&out, "reflector_summary");
         assert_eq!(summary["reflected"], u64::from(N), "{summary}");
         let segmented = summary["gso_segmented"].as_u64().unwrap();
         if mode == "on" {
@@ -271,15 +257,7 @@ fn interleaved_senders_still_get_trains_and_their_replies_in_order() {
             s
         })
         .collect();
-    let pid = r.pid().to_string();
-    let signal = |sig: &str| {
-        assert!(Command::new("kill")
-            .args([sig, &pid])
-            .status()
-            .unwrap()
-            .success());
-    };
-    signal("-STOP");
+    r.signal("STOP");
     for seq in 0..N {
         for s in &socks {
             let mut v = vec![0u8; 44];
@@ -287,7 +265,7 @@ fn interleaved_senders_still_get_trains_and_their_replies_in_order() {
             s.send_to(&v, to).unwrap();
         }
     }
-    signal("-CONT");
+    r.signal("CONT");
     let mut buf = [0u8; 2048];
     for (k, s) in socks.iter().enumerate() {
         for seq in 0..N {
@@ -301,10 +279,7 @@ fn interleaved_senders_still_get_trains_and_their_replies_in_order() {
     }
     let (status, out, _) = r.interrupt();
     assert!(status.success());
-    let summary = json_lines(&out)
-        .into_iter()
-        .find(|v| v["type"] == "reflector_summary")
-        .unwrap_or_else(|| panic!("no summary in {out}"));
+    let summary = json_record(&out, "reflector_summary");
     assert_eq!(summary["reflected"], u64::from(2 * N), "{summary}");
     let segmented = summary["gso_segmented"].as_u64().unwrap();
     assert!(
@@ -340,14 +315,6 @@ fn a_train_above_the_path_mtu_goes_singly_and_small_trains_continue() {
         ],
     );
     let port = r.port();
-    let pid = r.pid().to_string();
-    let signal = |sig: &str| {
-        assert!(Command::new("kill")
-            .args([sig, &pid])
-            .status()
-            .unwrap()
-            .success());
-    };
     // A burst of 40 requests queued while the reflector is stopped, so its
     // replies leave as one batch.
     let burst = |extra: &[&str]| {
@@ -365,10 +332,10 @@ fn a_train_above_the_path_mtu_goes_singly_and_small_trains_continue() {
             "5",
         ])
         .args(extra);
-        signal("-STOP");
+        r.signal("STOP");
         let sender = std::thread::spawn(move || run_command(&mut c, Duration::from_secs(30)));
         std::thread::sleep(Duration::from_millis(300));
-        signal("-CONT");
+        r.signal("CONT");
         let o = sender.join().unwrap();
         count(&String::from_utf8_lossy(&o.stdout), "Packets received")
     };
@@ -381,10 +348,7 @@ fn a_train_above_the_path_mtu_goes_singly_and_small_trains_continue() {
     assert_eq!(burst(&[]), 40, "small replies");
     let (status, out, _) = r.interrupt();
     assert!(status.success());
-    let summary = json_lines(&out)
-        .into_iter()
-        .find(|v| v["type"] == "reflector_summary")
-        .unwrap_or_else(|| panic!("no summary in {out}"));
+    let summary = json_record(&out, "reflector_summary");
     assert_eq!(summary["reflected"], 80, "{summary}");
     assert_eq!(summary["send_errors"], 0, "{summary}");
     let segmented = summary["gso_segmented"].as_u64().unwrap();

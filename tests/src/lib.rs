@@ -125,6 +125,16 @@ impl Reflector {
         self.child.as_ref().unwrap().id()
     }
 
+    /// Send a signal by name (`"STOP"`, `"CONT"`, …) with kill(1).
+    pub fn signal(&self, name: &str) {
+        let ok = Command::new("kill")
+            .args([format!("-{name}"), self.pid().to_string()])
+            .status()
+            .expect("kill")
+            .success();
+        assert!(ok, "kill -{name} {}", self.pid());
+    }
+
     /// Send SIGINT (Ctrl-C) and collect the exit status, stdout and the time
     /// it took to exit. Panics after 10 s.
     pub fn interrupt(mut self) -> (ExitStatus, String, Duration) {
