@@ -259,3 +259,72 @@ fn per_ssid_keys_rate_limits_and_eviction_allocate_nothing() {
     assert_no_allocations_with(AuthMode::Authenticated, true, true, 500, true);
     assert_no_allocations_with(AuthMode::Open, true, true, 100, true);
 }
+
+/// The reflector's transport allocates nothing per batch either: sendmmsg
+/// with UDP segmentation offload trains (two peers, interleaved, as the
+/// worker sends them after regrouping) and recvmmsg with every control
+/// message, after one warm-up round.
+#[test]
+fn udp_batches_with_gso_trains_allocate_nothing_after_warm_up() {
+    use stamp_core::transport::SendMeta;
+    use stamp_net::{BlockingUdpTransport, UdpOptions};
+
+    let opts = UdpOptions {
+        recv_buffer: Some(4 << 20),
+        ..UdpOptions::default()
+    };
+    let bind = || {
+        BlockingUdpTransport::bind(
+            "127.0.0.1:0".parse().unwrap(),
+            &opts,
+            Duration::from_secs(1),
+        )
+        .unwrap()
+    };
+    let (tx, rx_a, rx_b) = (bind(), bind(), bind());
+    let out: Vec<Box<[u8]>> = (0..32u8).map(|i| vec![i; 140].into_boxed_slice()).collect();
+    // 16 replies to each peer, grouped by peer: two trains per batch.
+    let metas: Vec<SendMeta> = (0..32)
+        .map(|i| {
+            SendMeta::new(
+                140,
+                if i < 16 {
+                    rx_a.local_addr()
+                } else {
+                    rx_b.local_addr()
+                },
+            )
+        })
+        .collect();
+    let mut bufs: Vec<Box<[u8]>> = (0..32)
+        .map(|_| vec![0u8; MAX_DATAGRAM].into_boxed_slice())
+        .collect();
+    let mut got = vec![RecvMeta::default(); 32];
+    let mut round = || {
+        let mut sent = 0;
+        while sent < metas.len() {
+            sent += tx.send_batch(&out[sent..], &metas[sent..]).unwrap();
+        }
+        for rx in [&rx_a, &rx_b] {
+            let mut n = 0;
+            while n < 16 {
+                n += rx.recv_batch(&mut bufs[n..], &mut got[n..], None).unwrap();
+            }
+            assert!(got[..16]
+                .iter()
+                .all(|m| m.len == 140 && m.rx_time.is_some()));
+        }
+    };
+    round();
+    let n = allocations_in(|| {
+        for _ in 0..100 {
+            round();
+        }
+    });
+    assert_eq!(n, 0, "{n} allocations in 100 batches of 32 datagrams");
+    assert_eq!(
+        tx.gso().segmented,
+        101 * 32,
+        "every datagram went in a train"
+    );
+}
