@@ -691,6 +691,9 @@ fn reflect_batch<T: WorkerIo>(
 /// allocation; `follow` (one entry per reply) moves with its reply.
 fn group_by_peer<F>(bufs: &mut [Box<[u8]>], metas: &mut [SendMeta], follow: &mut [F]) {
     let n = metas.len().min(bufs.len()).min(follow.len());
+    if !a_peer_comes_back(&metas[..n]) {
+        return;
+    }
     let mut i = 1;
     while i < n {
         let prev = metas[i - 1].dst;
@@ -704,6 +707,34 @@ fn group_by_peer<F>(bufs: &mut [Box<[u8]>], metas: &mut [SendMeta], follow: &mut
         }
         i += 1;
     }
+}
+
+/// Whether some peer has replies on both sides of another peer's: only
+/// then can [`group_by_peer`] move anything. One pass over a 64-bit filter
+/// of the peers (a false alarm only costs the full regrouping pass), so the
+/// usual batches (one peer, or many peers once each) skip its quadratic
+/// search.
+fn a_peer_comes_back(metas: &[SendMeta]) -> bool {
+    let mut seen = 0u64;
+    for (k, m) in metas.iter().enumerate() {
+        if k > 0 && metas[k - 1].dst == m.dst {
+            continue;
+        }
+        let ip = match m.dst.ip() {
+            std::net::IpAddr::V4(a) => u64::from(u32::from(a)),
+            std::net::IpAddr::V6(a) => {
+                let v = u128::from(a);
+                (v as u64) ^ ((v >> 64) as u64)
+            }
+        };
+        let key = (ip ^ (u64::from(m.dst.port()) << 32)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let bit = 1u64 << (key >> 58);
+        if seen & bit != 0 {
+            return true;
+        }
+        seen |= bit;
+    }
+    false
 }
 
 fn print_summary(s: &Settings, total: &WorkerReport, elapsed: Duration) {
@@ -965,6 +996,36 @@ mod tests {
         let ids: Vec<u8> = bufs.iter().map(|b| b[0]).collect();
         assert_eq!(ids, [0, 2, 5, 7, 1, 4, 3, 6]);
         assert_eq!(follow, ids);
+    }
+
+    #[test]
+    fn only_a_peer_that_comes_back_calls_for_regrouping() {
+        use super::a_peer_comes_back;
+        let m = |d: &[&str]| -> Vec<SendMeta> {
+            d.iter()
+                .map(|a| SendMeta::new(44, a.parse().unwrap()))
+                .collect()
+        };
+        assert!(!a_peer_comes_back(&m(&[
+            "192.0.2.1:1",
+            "192.0.2.1:1",
+            "192.0.2.1:1"
+        ])));
+        assert!(!a_peer_comes_back(&m(&[
+            "192.0.2.1:1",
+            "192.0.2.2:1",
+            "[2001:db8::1]:1"
+        ])));
+        assert!(a_peer_comes_back(&m(&[
+            "192.0.2.1:1",
+            "192.0.2.2:1",
+            "192.0.2.1:1"
+        ])));
+        assert!(a_peer_comes_back(&m(&[
+            "[2001:db8::1]:7",
+            "192.0.2.2:1",
+            "[2001:db8::1]:7"
+        ])));
     }
 
     #[test]
